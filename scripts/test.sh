@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls `npm test`, which runs this).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-postfix.sh
+bash scripts/deps.sh
+echo "== lint + format (biome)"
+npx biome check .
+echo "== typecheck (tsc)"
+npx tsc -p tsconfig.json --noEmit
+echo "== tests (node:test)"
+files=("$@")
+[ "${#files[@]}" -gt 0 ] || mapfile -t files < <(ls test/*.test.ts)
+node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-timeout=600000 "${files[@]}"

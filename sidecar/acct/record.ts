@@ -1,0 +1,84 @@
+/**
+ * One accounting row per recipient event (PowerMTA's record types and field names, DESIGN §4).
+ * Every writer (engine, tailer, policy daemon) produces these; the store persists them unchanged.
+ */
+export type AcctType =
+  | 'r' // received
+  | 'd' // delivered
+  | 'b' // bounced
+  | 't' // transient failure (deferred)
+  | 'tq' // queue-level transient event (mode change, source IP disabled, …)
+  | 'rb' // remote bounce
+  | 'f' // feedback (complaint)
+  | 'rj'; // rejected at intake (policy REJECT/DEFER, NOQUEUE reject) — Freight's own type
+
+export type AcctPath = 'engine' | 'postfix' | 'policy';
+
+export const BOUNCE_CATEGORIES = [
+  'bad-configuration',
+  'bad-connection',
+  'bad-domain',
+  'bad-mailbox',
+  'content-related',
+  'inactive-mailbox',
+  'invalid-sender',
+  'message-expired',
+  'no-answer-from-host',
+  'other',
+  'policy-related',
+  'protocol-errors',
+  'quota-issues',
+  'relaying-issues',
+  'routing-errors',
+  'spam-related',
+  'virus-related',
+] as const;
+
+export type BounceCategory = (typeof BOUNCE_CATEGORIES)[number];
+
+/** Categories whose bounce means the address itself is bad: suppress it (never for a 4xx reply). */
+export const HARD_CATEGORIES: ReadonlySet<BounceCategory> = new Set(['bad-mailbox', 'bad-domain', 'inactive-mailbox']);
+
+export interface AcctRecord {
+  type: AcctType;
+  /** Epoch milliseconds. */
+  timeLogged: number;
+  /** Epoch milliseconds when the message entered the queue that produced this event. */
+  timeQueued?: number | null;
+  orig?: string | null;
+  rcpt?: string | null;
+  orcpt?: string | null;
+  /** RFC 3464 action: delivered | failed | delayed | relayed | expanded. */
+  dsnAction?: string | null;
+  /** Enhanced status code, e.g. 5.1.1. */
+  dsnStatus?: string | null;
+  /** The remote reply or local diagnostic, e.g. `smtp;550 5.1.1 user unknown`. */
+  dsnDiag?: string | null;
+  /** Remote MTA, e.g. `mx.example.com (192.0.2.1)`. */
+  dsnMta?: string | null;
+  bounceCat?: BounceCategory | null;
+  srcType?: string | null;
+  srcMta?: string | null;
+  dlvType?: string | null;
+  dlvSourceIp?: string | null;
+  dlvDestinationIp?: string | null;
+  dlvEsmtpAvailable?: string | null;
+  dlvSize?: number | null;
+  vmta?: string | null;
+  jobId?: string | null;
+  envId?: string | null;
+  queue?: string | null;
+  vmtaPool?: string | null;
+  // Freight's own fields
+  path: AcctPath;
+  postfixQueueId?: string | null;
+  messageId?: string | null;
+  rcptDomain?: string | null;
+  attempt?: number | null;
+  /**
+   * Idempotency key (unique when set): a writer that may see the same event twice — the tailer
+   * re-reading a log line — sets it (e.g. `file-inode:offset`), and the store ignores a second row
+   * with the same key, so re-importing adds nothing. Null/absent: never deduplicated.
+   */
+  dedupeKey?: string | null;
+}

@@ -1,0 +1,16 @@
+/**
+ * Every `freight` command, by the module that implements it. Modules load lazily so that a command only
+ * pays for the dependencies it uses.
+ */
+import type { Command } from './command.js';
+
+export interface CommandModule {
+  names: string[];
+  load: () => Promise<{ commands: Command[] }>;
+}
+
+export const COMMAND_MODULES: CommandModule[] = [
+  { names: ['up', 'down', 'reload'], load: () => import('../stack/cli.js') },
+  { names: ['postfix render', 'postfix check'], load: () => import('../postfix/cli.js') },
+  { names: ['config check', 'config show'], load: () => import('../config/cli.js') },
+];

@@ -1,0 +1,183 @@
+/**
+ * The typed shape of a loaded freight.conf (DESIGN §3). The parser produces it; every daemon reads it.
+ * Values are already converted: durations and windows in milliseconds, sizes in bytes.
+ */
+import type { BounceCategory } from '../acct/record.js';
+
+/** Where a value came from: `file:line`, or 'default' for a built-in. */
+export type Origin = { file: string; line: number } | 'default';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** `3500/h` → { count: 3500, perMs: 3_600_000 }. */
+export interface Rate {
+  count: number;
+  perMs: number;
+}
+
+export interface GlobalSettings {
+  hostName: string;
+  spoolDir: string;
+  acctDb: string;
+  /** Pid files and control sockets of the running daemons. */
+  runDir: string;
+  /** Engine intake (LMTP/SMTP) used by the Postfix transport. */
+  smtpListener: HostPort;
+  /** Protocol spoken on smtp-listener by the Postfix transport: 'lmtp' (per-recipient replies) or 'smtp'. */
+  smtpListenerProtocol: 'lmtp' | 'smtp';
+  policyListener: HostPort;
+  /** Optional unix socket for the policy daemon, in addition to TCP. */
+  policySocket: string | null;
+  rampListener: HostPort;
+  httpMgmtListener: HostPort;
+  /** The API key itself (read from `file:` if configured that way), or null if none. */
+  httpApiKey: string | null;
+  /** Postfix maillog the tailer follows. */
+  maillog: string;
+  /** IANA time zone for year-less syslog timestamps; null = the machine's. */
+  maillogTimezone: string | null;
+  /** Engine's DNS resolver; null = the system's resolvers from /etc/resolv.conf. */
+  dnsServer: HostPort | null;
+  remoteSmtpPort: number;
+  postmaster: string;
+  acctRetention: number;
+  /** Private Postfix instance directory rendered by `freight postfix render` and run by `freight up`. */
+  postfixDir: string;
+  /** The private Postfix instance's smtpd listener (where applications and inbound mail arrive). */
+  postfixListener: HostPort;
+  /** Postfix binaries directory (postfix, postconf, postqueue live there). */
+  postfixCommandDir: string;
+}
+
+export interface SourceBlock {
+  cidr: string;
+  alwaysAllowRelaying: boolean;
+  processXVirtualMta: boolean;
+  /** Header that carries the job id (PowerMTA's `jobid-header`), removed before delivery; null = none. */
+  jobidHeader: string | null;
+  origin: Origin;
+}
+
+export interface VirtualMta {
+  name: string;
+  /** Source IP bound for outbound connections. */
+  sourceIp: string;
+  /** EHLO name for outbound connections. */
+  hostName: string;
+  /** Nested `<domain>` overrides inside `<virtual-mta>`. */
+  domainBlocks: DomainBlock[];
+  origin: Origin;
+}
+
+export interface VirtualMtaPool {
+  name: string;
+  members: string[];
+  origin: Origin;
+}
+
+/** A `<domain NAME>` block as written: NAME is exact, `*`, or a wildcard like `*.example.com`. */
+export interface DomainBlock {
+  pattern: string;
+  /** Directive values as parsed (typed), keyed by directive name, with their origin. */
+  values: Map<string, { value: unknown; origin: Origin }>;
+  origin: Origin;
+}
+
+export type PatternAction =
+  | { kind: 'mode'; mode: 'backoff' | 'normal' }
+  | { kind: 'disable-source-ip'; reenableAfter: number | null }
+  | { kind: 'bounce-rcpt' }
+  | { kind: 'bounce-queue' }
+  | { kind: 'skip-mx' }
+  | { kind: 'defer-queue' }
+  /** Ratio trigger (Freight's own): fire the other actions only when the ratio over the window is reached. */
+  | { kind: 'threshold'; ratio: number; windowMs: number; minSamples: number };
+
+export interface SmtpPattern {
+  /** `reply` (match against the SMTP reply) — PowerMTA also has `host` patterns; not supported yet. */
+  on: 'reply';
+  pattern: RegExp;
+  actions: PatternAction[];
+  origin: Origin;
+}
+
+export interface SmtpPatternList {
+  name: string;
+  patterns: SmtpPattern[];
+  origin: Origin;
+}
+
+export interface BounceCategoryPattern {
+  pattern: RegExp;
+  category: BounceCategory;
+  file: string;
+  line: number;
+}
+
+export interface DomainKey {
+  selector: string;
+  domain: string;
+  keyPath: string;
+  origin: Origin;
+}
+
+/** A block kind registered by a component (e.g. `<policy-limit NAME>`), kept generic here. */
+export interface ExtensionBlock {
+  kind: string;
+  name: string | null;
+  values: Map<string, { value: unknown; origin: Origin }[]>;
+  /** Nested blocks (e.g. per-key overrides). */
+  children: ExtensionBlock[];
+  origin: Origin;
+}
+
+/** Effective settings for one (domain, vmta): defaults ← `<domain *>` ← best match ← vmta's nested block. */
+export interface DomainSettings {
+  maxSmtpOut: number;
+  maxMsgRate: Rate | null;
+  maxMsgPerConnection: number;
+  maxRcptPerMessage: number;
+  maxConnectRate: Rate | null;
+  retryAfter: number[];
+  bounceAfter: number;
+  mxRollup: string | null;
+  queueTo: string | null;
+  virtualMtaPool: string | null;
+  virtualMta: string | null;
+  dkimSign: boolean;
+  dkimIdentity: string | null;
+  useStarttls: boolean;
+  requireStarttls: boolean;
+  smtpPatternList: string | null;
+  bounceUponNoMx: boolean;
+  smtp421MeansMxUnavailable: boolean;
+  connectionIdleTimeout: number;
+  backoffMaxMsgRate: Rate | null;
+  backoffRetryAfter: number[] | null;
+  backoffMaxSmtpOut: number | null;
+  backoffToNormalAfter: number;
+  /** `route-via`: which path delivers this domain; render paces 'postfix' domains with their own transport. */
+  routeVia: 'engine' | 'postfix';
+  /** Where each value came from, keyed by directive name (e.g. 'max-smtp-out'). */
+  origins: Record<string, Origin>;
+}
+
+export interface FreightConfig {
+  /** The main file and every included file, absolute. */
+  files: string[];
+  global: GlobalSettings;
+  sources: SourceBlock[];
+  virtualMtas: Map<string, VirtualMta>;
+  pools: Map<string, VirtualMtaPool>;
+  domains: DomainBlock[];
+  patternLists: Map<string, SmtpPatternList>;
+  bounceCategoryPatterns: BounceCategoryPattern[];
+  domainKeys: DomainKey[];
+  extensions: ExtensionBlock[];
+  /** Non-fatal diagnostics (e.g. a PowerMTA directive Freight ignores), as `file:line: message`. */
+  warnings: string[];
+  domainSettings(domain: string, vmta?: string): DomainSettings;
+}

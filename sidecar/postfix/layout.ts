@@ -1,0 +1,23 @@
+/** Where the private Postfix instance keeps its files, all below `postfix-dir`. */
+import { join } from 'node:path';
+
+export interface PostfixLayout {
+  root: string;
+  /** config_directory: main.cf, master.cf, transport tables. Pass it as `-c` to every Postfix tool. */
+  configDir: string;
+  queueDir: string;
+  dataDir: string;
+  logDir: string;
+  maillog: string;
+}
+
+export function postfixLayout(root: string): PostfixLayout {
+  return {
+    root,
+    configDir: join(root, 'etc'),
+    queueDir: join(root, 'queue'),
+    dataDir: join(root, 'data'),
+    logDir: join(root, 'log'),
+    maillog: join(root, 'log', 'maillog'),
+  };
+}

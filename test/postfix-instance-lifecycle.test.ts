@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { masterPid } from '../sidecar/postfix/instance.js';
 import { addr, freePort, startSink, testSubnet } from './world/index.js';
 import { startTestPostfix } from './world/postfix.js';
-import { descendants, isAlive } from './world/procs.js';
+import { descendants, survivors } from './world/procs.js';
 import { submit } from './world/smtp-client.js';
 
 test('private Postfix instance: start, deliver, stop, nothing left running', async () => {
@@ -21,8 +21,7 @@ test('private Postfix instance: start, deliver, stop, nothing left running', asy
     const family = [master, ...descendants(master)];
     assert.ok(family.length >= 4, `master plus its daemons (saw ${family.length})`);
     await postfix.stop();
-    const alive = family.filter(isAlive);
-    assert.deepEqual(alive, [], 'no Postfix process of this instance is left');
+    assert.deepEqual(await survivors(family), [], 'no Postfix process of this instance is left');
     assert.equal(masterPid(postfix.layout), null);
   } finally {
     await postfix.stop();

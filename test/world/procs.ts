@@ -37,3 +37,20 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** Waits up to `timeoutMs` for every pid to exit; returns those still alive, with their command lines. */
+export async function survivors(pids: number[], timeoutMs = 5000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let alive = pids.filter(isAlive);
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    alive = alive.filter(isAlive);
+  }
+  return alive.map((pid) => {
+    try {
+      return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`;
+    } catch {
+      return String(pid);
+    }
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * `freight up` runs the private Postfix and every daemon and prints their listeners; a second `up` says
+ * the stack is running; `freight down` leaves no process behind.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { pidFilePath, readLivePid } from '../sidecar/common/daemon.js';
+import { loadConfig } from '../sidecar/config/load.js';
+import { masterPid } from '../sidecar/postfix/instance.js';
+import { postfixLayout } from '../sidecar/postfix/layout.js';
+import { runFreight, startFreight } from './world/freight.js';
+import { writeFreightConf } from './world/postfix.js';
+import { descendants, survivors } from './world/procs.js';
+
+const exec = promisify(execFile);
+
+test('freight up starts the stack, refuses a second up, and freight down stops every process', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'freight-up-'));
+  chmodSync(dir, 0o755);
+  const configPath = await writeFreightConf(dir, {});
+  const config = loadConfig(configPath);
+  const up = startFreight(['up', '--config', configPath]);
+  try {
+    await up.waitFor(/Ctrl-C or `freight down`/, 60_000);
+    const out = up.output();
+    const g = config.global;
+    assert.match(out, new RegExp(`postfix\\s+smtpd ${g.postfixListener.host}:${g.postfixListener.port}`));
+    for (const line of out.split('\n').filter((l) => /^\s{2}\w+\s/.test(l))) {
+      assert.doesNotMatch(line, /undefined/);
+    }
+    const master = masterPid(postfixLayout(g.postfixDir));
+    assert.ok(master, 'Postfix master is running');
+
+    // An independent client (swaks) talks to that Postfix.
+    const swaks = await exec('swaks', [
+      '--server',
+      `${g.postfixListener.host}:${g.postfixListener.port}`,
+      '--from',
+      'app@apps.test',
+      '--to',
+      'someone@example.com',
+      '--quit-after',
+      'RCPT',
+    ]);
+    assert.match(swaks.stdout, /<-\s+250 2\.1\.5 Ok/);
+
+    const second = await runFreight(['up', '--config', configPath]);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /already running \(freight up, pid \d+\).*freight down/);
+
+    const family = [up.pid, ...descendants(up.pid), master, ...descendants(master)];
+    const down = await runFreight(['down', '--config', configPath]);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /stopped freight up/);
+    assert.equal(await up.exited, 0);
+    assert.deepEqual(await survivors(family), [], 'nothing of the stack is left running');
+    assert.equal(readLivePid(pidFilePath(g.runDir, 'up')), null);
+    const again = await runFreight(['down', '--config', configPath]);
+    assert.match(again.stdout, /nothing was running/);
+  } finally {
+    await up.stop();
+    await runFreight(['down', '--config', configPath]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

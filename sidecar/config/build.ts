@@ -472,6 +472,8 @@ export function buildConfig(tree: SyntaxTree): BuildResult {
     policyListener: g<HostPort>('policy-listener'),
     policySocket: g<string | undefined>('policy-socket') ? abs(g('policy-socket')) : null,
     rampListener: g<HostPort>('ramp-listener'),
+    rampEnabled: g<boolean>('ramp-enabled'),
+    rampEngineTransport: g<string | null>('ramp-engine-transport') ?? null,
     httpMgmtListener: g<HostPort>('http-mgmt-listener'),
     httpApiKey: readApiKey(g<string | undefined>('http-api-key'), b, apiKeyOrigin, abs),
     maillog: abs(g('maillog')),

@@ -32,6 +32,10 @@ export interface GlobalSettings {
   /** Optional unix socket for the policy daemon, in addition to TCP. */
   policySocket: string | null;
   rampListener: HostPort;
+  /** Render `socketmap:inet:<ramp-listener>:transport` first in transport_maps. */
+  rampEnabled: boolean;
+  /** What the ramp answers for engine-routed recipients; null = `freight:inet:<smtp-listener>`. */
+  rampEngineTransport: string | null;
   httpMgmtListener: HostPort;
   /** The API key itself (read from `file:` if configured that way), or null if none. */
   httpApiKey: string | null;
@@ -145,6 +149,8 @@ export interface DomainSettings {
   bounceAfter: number;
   mxRollup: string | null;
   queueTo: string | null;
+  /** `route`: fixed next hop (`[host]:port`) instead of the MX; the Postfix path's transport nexthop. */
+  route: string | null;
   virtualMtaPool: string | null;
   virtualMta: string | null;
   dkimSign: boolean;

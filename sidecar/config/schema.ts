@@ -22,6 +22,8 @@ export interface DirectiveSpec {
   default?: unknown;
   /** Lower bound for 'int'. */
   min?: number;
+  /** Shape a 'string' value must have. */
+  pattern?: RegExp;
   /** Allowed values for a 'string' directive (case-insensitive; stored lower-case). */
   choices?: string[];
   /** May appear several times; values are collected in order. */
@@ -57,6 +59,12 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
   d('policy-socket', 'string', 'policy daemon unix socket, in addition to TCP'),
   d('ramp-listener', 'host-port', 'socketmap server for transport_maps', {
     default: { host: '127.0.0.1', port: 10041 },
+  }),
+  d('ramp-enabled', 'bool', 'ask the ramp (socketmap on ramp-listener) first in transport_maps', {
+    default: false,
+  }),
+  d('ramp-engine-transport', 'string', 'transport the ramp answers for engine-routed recipients', {
+    default: null,
   }),
   d('http-mgmt-listener', 'host-port', 'management API and /metrics', {
     default: { host: '127.0.0.1', port: 8190 },
@@ -96,10 +104,22 @@ export const DOMAIN_DIRECTIVES: DirectiveSpec[] = [
   }),
   d('mx-rollup', 'string', 'queue this domain together with others that share the name (e.g. gmail.com)'),
   d('queue-to', 'string', 'deliver through the queue of another domain'),
+  d(
+    'route',
+    'string',
+    'deliver to this host instead of the MX: [host]:port, host:port or host (PowerMTA route)',
+    {
+      pattern: /^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$/i,
+    },
+  ),
   d('virtual-mta-pool', 'string', 'pool of virtual MTAs used round-robin', { ref: 'virtual-mta-pool' }),
   d('virtual-mta', 'string', 'single virtual MTA to send from', { ref: 'virtual-mta' }),
   d('dkim-sign', 'bool', 'sign with the domain-key matching the From domain', { default: false }),
   d('dkim-identity', 'string', 'DKIM i= / d= identity to sign as'),
+  d('dkim-headers', 'list', 'header fields to sign, e.g. From,To,Subject,Date,Message-ID (default: the usual set)'),
+  d('dkim-required', 'bool', 'when no DKIM signature can be made, defer the message (yes) or send it unsigned (no)', {
+    default: true,
+  }),
   d('use-starttls', 'bool', 'use STARTTLS when offered', { default: true }),
   d('require-starttls', 'bool', 'fail (defer) if STARTTLS is not available', { default: false }),
   d('smtp-pattern-list', 'string', 'reply patterns that change the queue mode', { ref: 'smtp-pattern-list' }),
@@ -117,9 +137,10 @@ export const DOMAIN_DIRECTIVES: DirectiveSpec[] = [
     default: 3_600_000,
   }),
   // Freight's own: which path delivers the domain. `freight postfix render` gives postfix-routed domains a
-  // paced Postfix transport and engine-routed ones a transport entry to smtp-listener.
+  // paced Postfix transport and engine-routed ones a transport entry to smtp-listener. The default is
+  // postfix so that adopting Freight moves nothing until the operator routes a domain (or ramps a share).
   d('route-via', 'string', 'which path delivers this domain: engine or postfix', {
-    default: 'engine',
+    default: 'postfix',
     choices: ['engine', 'postfix'],
   }),
 ];

@@ -19,6 +19,7 @@ export function parseValue(spec: DirectiveSpec, raw: string): unknown {
     case 'string': {
       const v = unquote(raw);
       if (v === '') throw new ValueError(`${spec.name} needs a value`);
+      if (spec.pattern && !spec.pattern.test(v)) throw new ValueError(`invalid value '${v}'`);
       if (spec.choices) {
         const lower = v.toLowerCase();
         if (!spec.choices.includes(lower)) {

@@ -37,7 +37,11 @@ export const BOUNCE_CATEGORIES = [
 export type BounceCategory = (typeof BOUNCE_CATEGORIES)[number];
 
 /** Categories whose bounce means the address itself is bad: suppress it (never for a 4xx reply). */
-export const HARD_CATEGORIES: ReadonlySet<BounceCategory> = new Set(['bad-mailbox', 'bad-domain', 'inactive-mailbox']);
+export const HARD_CATEGORIES: ReadonlySet<BounceCategory> = new Set([
+  'bad-mailbox',
+  'bad-domain',
+  'inactive-mailbox',
+]);
 
 export interface AcctRecord {
   type: AcctType;

@@ -13,4 +13,6 @@ export const COMMAND_MODULES: CommandModule[] = [
   { names: ['up', 'down', 'reload'], load: () => import('../stack/cli.js') },
   { names: ['postfix render', 'postfix check'], load: () => import('../postfix/cli.js') },
   { names: ['config check', 'config show'], load: () => import('../config/cli.js') },
+  { names: ['ramp', 'ramp set', 'ramp show', 'ramp render'], load: () => import('../ramp/cli.js') },
+  { names: ['policy', 'policy stats'], load: () => import('../policy/cli.js') },
 ];

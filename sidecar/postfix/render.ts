@@ -78,7 +78,10 @@ export function renderPostfix(config: FreightConfig, opts: RenderOptions = {}): 
     smtpd_peername_lookup: 'yes',
     maillog_file: layout.maillog,
     maillog_file_prefixes: `/var, /dev/stdout, ${layout.logDir}`,
-    transport_maps: `texthash:${transportFile}`,
+    // The ramp (if on) decides first per recipient; its NOTFOUND falls through to the static table.
+    transport_maps: g.rampEnabled
+      ? `socketmap:inet:${g.rampListener.host}:${g.rampListener.port}:transport, texthash:${transportFile}`
+      : `texthash:${transportFile}`,
     engine_concurrency: '20',
     engine_recipient_limit: '100',
     smtp_dns_support_level: 'enabled',

@@ -1,0 +1,267 @@
+/**
+ * Policy daemon benchmark (issue 6): one realistic request stream — full Postfix 3.7 RCPT requests from
+ * 2,000 senders of 40 SASL tenants to 12 recipient domains, 1–5 recipients per message — replayed at
+ * 50 concurrent connections against `freight policy` and against postfwd2 with an equivalent per-sender
+ * rate rule, in the same run. Prints decisions/s and p50/p99 latency of both.
+ *
+ *   node --import tsx bench/policy.bench.ts [--requests 100000] [--connections 50] [--skip-postfwd]
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { PolicyClient } from '../sidecar/policy/client.js';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '100000' },
+    connections: { type: 'string', default: '50' },
+    'skip-postfwd': { type: 'boolean', default: false },
+  },
+});
+const TOTAL = Number(values.requests);
+const CONNECTIONS = Number(values.connections);
+const MAIN = fileURLToPath(new URL('../sidecar/cli/main.ts', import.meta.url));
+const POSTFWD = '/usr/sbin/postfwd2';
+
+/** Deterministic PRNG so both servers get the identical stream. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const DOMAINS = ['gmail.com', 'yahoo.com', 'outlook.com', 'hotmail.com', 'aol.com', 'icloud.com', 'gmx.de'];
+const DOMAINS_MORE = [...DOMAINS, 'web.de', 'orange.fr', 'comcast.net', 'example.org', 'mail.ru'];
+
+/** One connection's share of the stream: what one smtpd process would send, message after message. */
+function streamFor(conn: number, count: number): string[] {
+  const r = rng(1000 + conn);
+  const out: string[] = [];
+  let msg = 0;
+  while (out.length < count) {
+    msg++;
+    // A few very active senders and a long tail, as with real tenants.
+    const senderId = r() < 0.3 ? Math.floor(r() * 20) : Math.floor(r() * 2000);
+    const tenant = `tenant${senderId % 40}`;
+    const sender = `news${senderId}@${tenant}.example.net`;
+    const instance = `${(conn * 7919 + msg).toString(16)}.${conn.toString(16)}.0.${msg}`;
+    const rcpts = 1 + Math.floor(r() * 5);
+    for (let i = 0; i < rcpts && out.length < count; i++) {
+      const domain = DOMAINS_MORE[Math.floor(r() * DOMAINS_MORE.length)];
+      out.push(
+        [
+          'request=smtpd_access_policy',
+          'protocol_state=RCPT',
+          'protocol_name=ESMTP',
+          `client_address=10.1.${conn}.${(senderId % 250) + 1}`,
+          'client_name=unknown',
+          'client_port=40000',
+          'reverse_client_name=unknown',
+          'server_address=127.0.0.1',
+          'server_port=25',
+          `helo_name=app${conn}.example.net`,
+          `sender=${sender}`,
+          `recipient=user${Math.floor(r() * 1e6)}@${domain}`,
+          'recipient_count=0',
+          'queue_id=',
+          `instance=${instance}`,
+          'size=0',
+          'etrn_domain=',
+          'stress=',
+          'sasl_method=plain',
+          `sasl_username=${tenant}`,
+          'sasl_sender=',
+          'ccert_subject=',
+          'ccert_issuer=',
+          'ccert_fingerprint=',
+          'ccert_pubkey_fingerprint=',
+          'encryption_protocol=TLSv1.3',
+          'encryption_cipher=TLS_AES_256_GCM_SHA384',
+          'encryption_keysize=256',
+          'policy_context=',
+          '',
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+  return out;
+}
+
+interface Result {
+  name: string;
+  decisions: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  deferred: number;
+}
+
+async function replay(name: string, port: number, streams: string[][]): Promise<Result> {
+  const clients = await Promise.all(streams.map(() => PolicyClient.connect({ host: '127.0.0.1', port })));
+  // Warm-up (JIT, postfwd children): a short run not measured.
+  await Promise.all(clients.map(async (c, i) => {
+    for (const req of streams[i]!.slice(0, 50)) await c.askRaw(req);
+  }));
+  const latencies = new Float64Array(streams.reduce((n, s) => n + s.length, 0));
+  let li = 0;
+  let deferred = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (const req of streams[i]!) {
+        const s = process.hrtime.bigint();
+        const action = await c.askRaw(req);
+        latencies[li++] = Number(process.hrtime.bigint() - s) / 1e6;
+        if (!action.startsWith('DUNNO')) deferred++;
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  for (const c of clients) c.close();
+  const sorted = latencies.slice(0, li).sort();
+  return {
+    name,
+    decisions: li,
+    seconds,
+    p50: sorted[Math.floor(li * 0.5)]!,
+    p99: sorted[Math.floor(li * 0.99)]!,
+    deferred,
+  };
+}
+
+function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve();
+      });
+      s.on('error', () => {
+        if (Date.now() > deadline) reject(new Error(`nothing listening on ${port}`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(t);
+}
+
+function print(r: Result): void {
+  const rate = r.decisions / r.seconds;
+  process.stdout.write(
+    `${r.name.padEnd(15)} ${String(r.decisions).padStart(8)} decisions  ${rate.toFixed(0).padStart(7)} decisions/s` +
+      `  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  deferred ${r.deferred}\n`,
+  );
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'freight-policy-bench-'));
+  const perConn = Math.ceil(TOTAL / CONNECTIONS);
+  const streams = Array.from({ length: CONNECTIONS }, (_, i) => streamFor(i, perConn));
+  const children: ChildProcess[] = [];
+  try {
+    // The same rule for both: at most 500 recipients a minute per sender address.
+    const fPort = await freePort();
+    writeFileSync(
+      join(dir, 'freight.conf'),
+      [
+        `acct-db ${join(dir, 'acct.db')}`,
+        `run-dir ${join(dir, 'run')}`,
+        `policy-listener 127.0.0.1:${fPort}`,
+        '<policy-limit per-sender>',
+        '  key sender',
+        '  rate 500/m',
+        '</policy-limit>',
+        '',
+      ].join('\n'),
+    );
+    const freight = spawn(process.execPath, ['--import', 'tsx', MAIN, 'policy', '--config', join(dir, 'freight.conf')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, FREIGHT_LOG_LEVEL: 'warning' },
+    });
+    children.push(freight);
+    await waitForPort(fPort);
+    const results = [await replay('freight policy', fPort, streams)];
+    await stop(freight);
+
+    if (!values['skip-postfwd'] && existsSync(POSTFWD)) {
+      const pPort = await freePort();
+      const rules = join(dir, 'postfwd.cf');
+      writeFileSync(rules, 'id=RATE01; protocol_state==RCPT; action=rate(sender/500/60/450 4.7.1 sender over 500/m)\n');
+      const postfwd = spawn(
+        POSTFWD,
+        [
+          '--nodaemon',
+          '--perfmon',
+          '-f',
+          rules,
+          '--server_socket',
+          `tcp:127.0.0.1:${pPort}`,
+          '--cache_socket',
+          `unix::${join(dir, 'postfwd-cache.sock')}`,
+          '--pidfile',
+          join(dir, 'postfwd.pid'),
+          // Enough children for 50 persistent connections (one per connection in Net::Server::PreFork).
+          '--min_servers',
+          String(CONNECTIONS + 5),
+          '--max_servers',
+          String(CONNECTIONS + 10),
+          '--min_spare_servers',
+          '5',
+          '--max_spare_servers',
+          String(CONNECTIONS + 10),
+          '--cache',
+          '0',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      children.push(postfwd);
+      await waitForPort(pPort);
+      results.push(await replay('postfwd2', pPort, streams));
+      await stop(postfwd);
+    }
+
+    process.stdout.write(`\n${CONNECTIONS} connections, ${streams[0]!.length} requests each (RCPT, Postfix 3.7 attributes)\n`);
+    for (const r of results) print(r);
+    const [f, p] = results;
+    if (f && p) {
+      process.stdout.write(
+        `\nfreight/postfwd throughput: ${((f.decisions / f.seconds) / (p.decisions / p.seconds)).toFixed(1)}×` +
+          `  (goal ≥ 5×; freight p99 ${f.p99.toFixed(3)} ms, goal < 2 ms)\n`,
+      );
+    }
+  } finally {
+    for (const c of children) await stop(c);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,199 @@
+/**
+ * DeliveryQueue: one per (destination domain or mx-rollup, virtual MTA). Holds delivery jobs (the
+ * recipients of one message bound for this queue, at most max-rcpt-per-message each) in a ready FIFO
+ * and a retry min-heap keyed by due time, its open sessions, its throttles and counters. Every
+ * operation is O(1) or O(log n) in the queue's size; nothing scans all recipients.
+ */
+import type { DomainSettings, Rate } from '../config/model.js';
+import type { Route } from './routing.js';
+import type { OutboundSession } from './session.js';
+import { PacedRate, RateMeter } from './throttle.js';
+import type { SpooledMessage } from './types.js';
+
+export interface Job {
+  msg: SpooledMessage;
+  /** Indices into msg.recipients. */
+  rcpts: number[];
+  /** Epoch ms when it may be tried (retry heap key). */
+  dueAt: number;
+  mxDomain: string;
+  vmtaPool: string | null;
+  /** MX hosts to avoid on the next try (421 with smtp-421-means-mx-unavailable). */
+  skipMx: Set<string> | null;
+}
+
+export type QueueMode = 'normal' | 'backoff';
+
+/** The limits in force, picked by mode (backoff values fall back to the normal ones). */
+export interface QueueLimits {
+  maxSmtpOut: number;
+  maxMsgRate: Rate | null;
+  retryAfter: number[];
+}
+
+export class Deque<T> {
+  private items: Array<T | undefined> = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(v: T): void {
+    this.items.push(v);
+  }
+  unshift(v: T): void {
+    if (this.head > 0) this.items[--this.head] = v;
+    else this.items.unshift(v);
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head];
+    this.items[this.head++] = undefined;
+    // Compact once the dead prefix dominates, keeping shift amortised O(1).
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+  drain(): T[] {
+    const out = this.items.slice(this.head) as T[];
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+}
+
+export class JobHeap {
+  private readonly a: Job[] = [];
+
+  get length(): number {
+    return this.a.length;
+  }
+  peek(): Job | undefined {
+    return this.a[0];
+  }
+  push(job: Job): void {
+    const a = this.a;
+    a.push(job);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = a[p] as Job;
+      if (parent.dueAt <= job.dueAt) break;
+      a[i] = parent;
+      i = p;
+    }
+    a[i] = job;
+  }
+  pop(): Job | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length === 0 || !last) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= a.length) break;
+      const r = l + 1;
+      const c = r < a.length && (a[r] as Job).dueAt < (a[l] as Job).dueAt ? r : l;
+      if ((a[c] as Job).dueAt >= last.dueAt) break;
+      a[i] = a[c] as Job;
+      i = c;
+    }
+    a[i] = last;
+    return top;
+  }
+  drain(): Job[] {
+    return this.a.splice(0);
+  }
+}
+
+export class DeliveryQueue {
+  readonly key: string;
+  readonly domain: string;
+  readonly vmta: string;
+  route: Route;
+  settings: DomainSettings;
+  mode: QueueMode = 'normal';
+  paused = false;
+  readonly ready = new Deque<Job>();
+  readonly retry = new JobHeap();
+  retryTimer: NodeJS.Timeout | null = null;
+  retryTimerAt = 0;
+  /** A pump is scheduled for this time (rate pacing, suspension end). */
+  wakeTimer: NodeJS.Timeout | null = null;
+  wakeAt = 0;
+  readonly sessions = new Set<OutboundSession>();
+  readonly idle: OutboundSession[] = [];
+  readonly idleTimers = new Map<OutboundSession, NodeJS.Timeout>();
+  connecting = 0;
+  /** No new connections before this time (after every MX failed, or the remote limited us). */
+  suspendedUntil = 0;
+  connectFailures = 0;
+  readonly msgRate: PacedRate;
+  readonly connectRate: PacedRate;
+  readonly meter = new RateMeter();
+  /** Recipients held (ready, retrying or in flight) and in flight. */
+  depth = 0;
+  inFlight = 0;
+  delivered = 0;
+  bounced = 0;
+  deferred = 0;
+  lastError: string | null = null;
+  lastErrorAt: number | null = null;
+
+  constructor(route: Route, settings: DomainSettings) {
+    this.key = route.key;
+    this.domain = route.queueDomain;
+    this.vmta = route.vmta;
+    this.route = route;
+    this.settings = settings;
+    this.msgRate = new PacedRate(this.limits().maxMsgRate);
+    this.connectRate = new PacedRate(settings.maxConnectRate);
+  }
+
+  limits(): QueueLimits {
+    const s = this.settings;
+    if (this.mode === 'backoff') {
+      return {
+        maxSmtpOut: s.backoffMaxSmtpOut ?? s.maxSmtpOut,
+        maxMsgRate: s.backoffMaxMsgRate ?? s.maxMsgRate,
+        retryAfter: s.backoffRetryAfter ?? s.retryAfter,
+      };
+    }
+    return { maxSmtpOut: s.maxSmtpOut, maxMsgRate: s.maxMsgRate, retryAfter: s.retryAfter };
+  }
+
+  /** New settings (reload) or mode: throttles follow, queued jobs and sessions stay. */
+  apply(settings: DomainSettings, mode: QueueMode = this.mode): void {
+    this.settings = settings;
+    this.mode = mode;
+    this.msgRate.setRate(this.limits().maxMsgRate);
+    this.connectRate.setRate(settings.maxConnectRate);
+  }
+
+  /** Delay before retry number `attempts` (1-based); the last interval repeats. */
+  retryDelay(attempts: number): number {
+    const list = this.limits().retryAfter;
+    if (list.length === 0) return 600_000;
+    return list[Math.min(Math.max(attempts, 1), list.length) - 1] ?? 600_000;
+  }
+
+  openConnections(): number {
+    return this.sessions.size + this.connecting;
+  }
+
+  nextAttemptAt(): number | null {
+    if (this.ready.length > 0) return Math.max(Date.now(), this.suspendedUntil);
+    return this.retry.peek()?.dueAt ?? null;
+  }
+
+  noteError(text: string, now: number): void {
+    this.lastError = text;
+    this.lastErrorAt = now;
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * `freight policy`: wires the pieces — settings from freight.conf, in-memory counters restored from the
+ * counter store, the suppression list, listeners, periodic snapshots and the stats socket. Decisions
+ * never wait for a store: if one is unavailable, each limit fails open or closed as configured.
+ */
+import { mkdirSync } from 'node:fs';
+import type net from 'node:net';
+import { AcctStore } from '../acct/store.js';
+import { errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import type { FreightConfig } from '../config/model.js';
+import { SuppressionList } from '../suppress/list.js';
+import { PolicyDecider, type StoreHealth, type SuppressionCheck } from './decide.js';
+import { Limiter } from './limiter.js';
+import { buildPolicySettings, type PolicySettings } from './limits-config.js';
+import { PolicyPersistence } from './persist.js';
+import { PolicyServer, type PolicyServerOptions } from './server.js';
+import { collectStats, type PolicyStats, serveStats, statsSocketPath } from './stats.js';
+
+export interface PolicyDaemonOptions {
+  server?: PolicyServerOptions;
+  /** Where counters are saved (default: policy-counters.db next to acct-db). */
+  countersPath?: string;
+  /** How often the suppression list picks up other processes' changes. */
+  suppressionRefreshMs?: number;
+}
+
+export interface PolicyDaemon {
+  /** The TCP address actually bound (port 0 in config → the OS's choice). */
+  address: net.AddressInfo;
+  settings(): PolicySettings;
+  stats(): PolicyStats;
+  /** Apply a new configuration; throws (keeping the old one) if its policy blocks are invalid. */
+  reload(config: FreightConfig): void;
+  stop(): Promise<void>;
+}
+
+/** A suppression list read in this thread: reads in WAL mode never wait for a writer's lock. */
+class SuppressionSource implements SuppressionCheck {
+  private store: AcctStore | null = null;
+  private list: SuppressionList | null = null;
+
+  constructor(
+    private readonly acctDb: string,
+    private readonly health: StoreHealth,
+    private readonly log: Logger,
+  ) {}
+
+  check(address: string): boolean {
+    return this.list?.check(address) !== undefined;
+  }
+
+  refresh(): void {
+    try {
+      if (!this.list) {
+        this.store = AcctStore.open(this.acctDb);
+        this.list = SuppressionList.open(this.store);
+        this.log.info('suppression list loaded', { entries: this.list.size });
+      } else {
+        this.list.refresh();
+      }
+      if (!this.health.suppression) this.health.suppression = true;
+    } catch (err) {
+      if (this.health.suppression || !this.list) {
+        this.log.error('suppression list unavailable', { path: this.acctDb, error: errorMessage(err) });
+      }
+      this.health.suppression = false;
+      this.close();
+    }
+  }
+
+  close(): void {
+    this.list = null;
+    this.store?.close();
+    this.store = null;
+  }
+}
+
+export async function startPolicyDaemon(
+  config: FreightConfig,
+  log: Logger,
+  opts: PolicyDaemonOptions = {},
+): Promise<PolicyDaemon> {
+  let settings = buildPolicySettings(config);
+  const health: StoreHealth = { counters: false, suppression: false };
+  const startedAt = Date.now();
+  let limiter = new Limiter(settings.limits);
+
+  const persistence = new PolicyPersistence(
+    config.global.acctDb,
+    {
+      onRestored: (snaps) => {
+        const n = limiter.restore(snaps, Date.now());
+        log.info('counters restored', { keys: n });
+      },
+      onHealth: (_store, ok) => {
+        health.counters = ok;
+        if (!ok) log.warn('counter store unavailable; limits with store-failure closed defer until it is back');
+      },
+    },
+    log,
+    opts.countersPath,
+  );
+  await persistence.ready;
+
+  const suppression = new SuppressionSource(config.global.acctDb, health, log);
+  if (settings.suppression.enabled) suppression.refresh();
+
+  const makeDecider = () =>
+    new PolicyDecider(settings, limiter, suppression, health, (rec) => persistence.recordRejection(rec));
+  let decider = makeDecider();
+  const server = new PolicyServer((req, txn) => decider.decide(req, txn), log, opts.server);
+
+  const address = await server.listenTcp(config.global.policyListener.host, config.global.policyListener.port);
+  if (config.global.policySocket) await server.listenUnix(config.global.policySocket);
+
+  const stats = () =>
+    collectStats(limiter, { startedAt, stores: health, decisions: decider.totals, connections: server.counters });
+  mkdirSync(config.global.runDir, { recursive: true });
+  const statsServer = await serveStats(statsSocketPath(config.global.runDir), stats).catch((err) => {
+    log.warn('stats socket unavailable; freight policy stats will not work', { error: errorMessage(err) });
+    return null;
+  });
+
+  let sweptAt = Date.now();
+  const snapshotTimer = setInterval(() => {
+    const now = Date.now();
+    if (now - sweptAt >= 30_000) {
+      limiter.sweep(now);
+      sweptAt = now;
+    }
+    const { upserts, deletes } = limiter.takeChanges();
+    persistence.saveCounters(upserts, deletes);
+  }, settings.snapshotIntervalMs);
+  const refreshTimer = setInterval(() => {
+    if (settings.suppression.enabled) suppression.refresh();
+  }, opts.suppressionRefreshMs ?? 1000);
+
+  log.info('listening', {
+    tcp: `${address.address}:${address.port}`,
+    unix: config.global.policySocket ?? undefined,
+    limits: settings.limits.length,
+  });
+
+  return {
+    address,
+    settings: () => settings,
+    stats,
+    reload(next) {
+      const nextSettings = buildPolicySettings(next);
+      const g = next.global;
+      if (
+        g.policyListener.host !== config.global.policyListener.host ||
+        g.policyListener.port !== config.global.policyListener.port ||
+        g.policySocket !== config.global.policySocket
+      ) {
+        log.warn('policy-listener and policy-socket changes take effect at the next restart');
+      }
+      const totals = decider.totals;
+      settings = nextSettings;
+      limiter = limiter.rebuild(nextSettings.limits, Date.now());
+      decider = makeDecider();
+      Object.assign(decider.totals, totals);
+      log.info('policy limits reloaded', { limits: settings.limits.length });
+    },
+    async stop() {
+      clearInterval(snapshotTimer);
+      clearInterval(refreshTimer);
+      await server.close();
+      statsServer?.close();
+      const { upserts, deletes } = limiter.takeChanges();
+      await persistence.close(upserts, deletes);
+      suppression.close();
+    },
+  };
+}

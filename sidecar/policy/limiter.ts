@@ -1,0 +1,151 @@
+/**
+ * In-memory counters of every `<policy-limit>`: one SlidingWindow per (limit, key, window). Checking and
+ * counting are O(1) per limit; keys whose windows have emptied are swept, and changed keys are marked
+ * dirty so that persistence copies only what changed.
+ */
+import type { Rate } from '../config/model.js';
+import type { KeyOverride, PolicyLimit } from './limits-config.js';
+import { SlidingWindow } from './sliding-window.js';
+
+export interface KeyCounters {
+  limit: PolicyLimit;
+  key: string;
+  rates: Rate[];
+  windows: SlidingWindow[];
+  override: KeyOverride | null;
+  /** Requests refused by this limit for this key (since the counters were first created). */
+  rejected: number;
+  lastRejectedAt: number;
+}
+
+/** Saved form of one key's counters (persistence and restart). */
+export interface KeySnapshot {
+  limit: string;
+  key: string;
+  rejected: number;
+  lastRejectedAt: number;
+  windows: Array<{ perMs: number; head: number; amounts: number[] }>;
+}
+
+export class LimitCounters {
+  readonly keys = new Map<string, KeyCounters>();
+
+  constructor(readonly limit: PolicyLimit) {}
+
+  /** The key's counters, created on first use; null if the key is unlimited (override without rates). */
+  get(key: string, now: number, dirty: Set<KeyCounters> | null): KeyCounters | null {
+    let k = this.keys.get(key);
+    if (!k) {
+      const override = this.limit.overrides.get(key) ?? null;
+      const rates = override ? override.windows : this.limit.windows;
+      if (rates.length === 0) return null;
+      k = {
+        limit: this.limit,
+        key,
+        rates,
+        windows: rates.map((r) => new SlidingWindow(r.perMs, now)),
+        override,
+        rejected: 0,
+        lastRejectedAt: 0,
+      };
+      this.keys.set(key, k);
+      dirty?.add(k);
+    }
+    return k;
+  }
+}
+
+/** Index of the first window that `amount` more would overflow, or -1 if every window has room. */
+export function overflowingWindow(k: KeyCounters, amount: number, now: number): number {
+  for (let i = 0; i < k.windows.length; i++) {
+    if (k.windows[i]!.count(now) + amount > k.rates[i]!.count) return i;
+  }
+  return -1;
+}
+
+export function addTo(k: KeyCounters, amount: number, now: number): void {
+  for (const w of k.windows) w.add(amount, now);
+}
+
+export function removeFrom(k: KeyCounters, amount: number, at: number, now: number): void {
+  for (const w of k.windows) w.remove(amount, at, now);
+}
+
+export class Limiter {
+  readonly counters: LimitCounters[];
+  /** Keys changed since the last snapshot; removed keys are in `removed`. */
+  readonly dirty = new Set<KeyCounters>();
+  readonly removed: Array<{ limit: string; key: string }> = [];
+
+  constructor(limits: PolicyLimit[]) {
+    this.counters = limits.map((l) => new LimitCounters(l));
+  }
+
+  /** Forget keys with empty windows and no refusal in the last hour. */
+  sweep(now: number): void {
+    for (const lc of this.counters) {
+      for (const [key, k] of lc.keys) {
+        if (now - k.lastRejectedAt > 3_600_000 && k.windows.every((w) => w.isEmpty(now))) {
+          lc.keys.delete(key);
+          this.dirty.delete(k);
+          this.removed.push({ limit: lc.limit.name, key });
+        }
+      }
+    }
+  }
+
+  /** Take the changes since the last call, for persistence. */
+  takeChanges(): { upserts: KeySnapshot[]; deletes: Array<{ limit: string; key: string }> } {
+    const upserts = [...this.dirty].map(snapshotOf);
+    this.dirty.clear();
+    return { upserts, deletes: this.removed.splice(0) };
+  }
+
+  /** Every key, for a full save (after a reload re-creates counters). */
+  allSnapshots(): KeySnapshot[] {
+    return this.counters.flatMap((lc) => [...lc.keys.values()].map(snapshotOf));
+  }
+
+  /** Add saved counters into the live ones (windows matched by period; changed periods start empty). */
+  restore(snaps: KeySnapshot[], now: number): number {
+    const byName = new Map(this.counters.map((lc) => [lc.limit.name, lc]));
+    let restored = 0;
+    for (const s of snaps) {
+      const lc = byName.get(s.limit);
+      const k = lc?.get(s.key, now, this.dirty);
+      if (!k) continue;
+      for (const saved of s.windows) {
+        const w = k.windows.find((x) => x.perMs === saved.perMs);
+        if (w) w.merge(saved, now);
+      }
+      k.rejected += s.rejected;
+      k.lastRejectedAt = Math.max(k.lastRejectedAt, s.lastRejectedAt);
+      restored++;
+    }
+    return restored;
+  }
+
+  /**
+   * Counters for a new set of limits (reload), keeping the counts of limits and windows that still exist.
+   */
+  rebuild(limits: PolicyLimit[], now: number): Limiter {
+    const next = new Limiter(limits);
+    next.restore(this.allSnapshots(), now);
+    const kept = new Set(limits.map((l) => l.name));
+    for (const lc of this.counters) {
+      if (kept.has(lc.limit.name)) continue;
+      for (const key of lc.keys.keys()) next.removed.push({ limit: lc.limit.name, key });
+    }
+    return next;
+  }
+}
+
+function snapshotOf(k: KeyCounters): KeySnapshot {
+  return {
+    limit: k.limit.name,
+    key: k.key,
+    rejected: k.rejected,
+    lastRejectedAt: k.lastRejectedAt,
+    windows: k.windows.map((w) => ({ perMs: w.perMs, ...w.snapshot() })),
+  };
+}

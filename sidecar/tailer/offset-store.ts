@@ -1,0 +1,120 @@
+/**
+ * The tailer's own tables in the accounting database: where it stands in the maillog (byte offset plus a
+ * fingerprint of the file, so a replaced file is noticed) and the correlation state of queue files still
+ * in flight. `commit` writes rows, their rollups, suppressions, state changes and the new position in ONE
+ * transaction: after a SIGKILL the tailer resumes exactly after the last committed line, with the same
+ * knowledge it had then — no line read twice, none skipped.
+ */
+import type Database from 'better-sqlite3';
+import type { AcctRecord } from '../acct/record.js';
+import { RollupBatch } from '../acct/rollup.js';
+import { ACCT_COLUMNS } from '../acct/schema.js';
+import type { AcctStore } from '../acct/store.js';
+import { validateRecord } from '../acct/writer.js';
+import type { QueueState, SuppressRequest } from './rows.js';
+
+/** A position in a log file that survives rename and copy: identity by content, not inode. */
+export interface FilePosition {
+  /** Bytes of the file's first line the fingerprint covers (0 = file was empty, no fingerprint yet). */
+  fpLen: number;
+  /** sha1 (hex) of those bytes. */
+  fpHash: string;
+  /** Byte offset just after the last line whose rows are committed. */
+  offset: number;
+  /** For operators only: inode and path when the position was written. */
+  ino: number;
+  path: string;
+}
+
+export interface CommitBatch {
+  rows: AcctRecord[];
+  suppress: SuppressRequest[];
+  upserts: [string, QueueState][];
+  deletes: string[];
+  position: FilePosition | null;
+}
+
+/** Adds a hard-bounced address to the suppression list (inside the commit's transaction). */
+export type Suppressor = (req: SuppressRequest) => void;
+
+const DDL = `
+  CREATE TABLE IF NOT EXISTS tailer_position (
+    name TEXT PRIMARY KEY, path TEXT NOT NULL, ino INTEGER NOT NULL,
+    fpLen INTEGER NOT NULL, fpHash TEXT NOT NULL, offset INTEGER NOT NULL, updatedAt INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS tailer_queue (qid TEXT PRIMARY KEY, state TEXT NOT NULL);
+`;
+
+export class TailerStore {
+  private readonly db: Database.Database;
+  private readonly tx: (b: CommitBatch) => number;
+  private readonly getPos: Database.Statement;
+
+  constructor(
+    store: AcctStore,
+    private readonly name: string,
+    suppressor: Suppressor | null,
+  ) {
+    this.db = store.db;
+    this.db.exec(DDL);
+    this.getPos = this.db.prepare('SELECT * FROM tailer_position WHERE name = ?');
+    const insert = this.db.prepare(
+      `INSERT OR IGNORE INTO acct (${ACCT_COLUMNS.join(', ')}) VALUES (${ACCT_COLUMNS.map(() => '?').join(', ')})`,
+    );
+    const upsertHourly = this.db.prepare(
+      `INSERT INTO acct_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET n = n + excluded.n`,
+    );
+    const upsertDiag = this.db.prepare(
+      `INSERT INTO acct_diag_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, diag, n)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n`,
+    );
+    const putQueue = this.db.prepare('INSERT OR REPLACE INTO tailer_queue (qid, state) VALUES (?, ?)');
+    const delQueue = this.db.prepare('DELETE FROM tailer_queue WHERE qid = ?');
+    const putPos = this.db.prepare(
+      `INSERT OR REPLACE INTO tailer_position (name, path, ino, fpLen, fpHash, offset, updatedAt)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const values = new Array<unknown>(ACCT_COLUMNS.length);
+    const tx = this.db.transaction((b: CommitBatch) => {
+      const rollup = new RollupBatch();
+      const fresh = new Set<AcctRecord>();
+      let inserted = 0;
+      for (const rec of b.rows) {
+        const r = rec as unknown as Record<string, unknown>;
+        for (let i = 0; i < ACCT_COLUMNS.length; i++) values[i] = r[ACCT_COLUMNS[i]!] ?? null;
+        // A dedupe-key hit (the line was committed before) inserts nothing and rolls up nothing.
+        if (insert.run(values).changes === 1) {
+          inserted++;
+          rollup.add(rec);
+          if (b.suppress.length > 0) fresh.add(rec);
+        }
+      }
+      for (const { key, n } of rollup.counts.values()) upsertHourly.run(...key, n);
+      for (const { key, diag, n } of rollup.diags.values()) upsertDiag.run(...key, diag, n);
+      if (suppressor) for (const s of b.suppress) if (fresh.has(s.row)) suppressor(s);
+      for (const [qid, st] of b.upserts) putQueue.run(qid, JSON.stringify(st));
+      for (const qid of b.deletes) delQueue.run(qid);
+      const p = b.position;
+      if (p) putPos.run(this.name, p.path, p.ino, p.fpLen, p.fpHash, p.offset, Date.now());
+      return inserted;
+    });
+    this.tx = (b) => tx.immediate(b);
+  }
+
+  position(): FilePosition | null {
+    const row = this.getPos.get(this.name) as FilePosition | undefined;
+    return row ? { fpLen: row.fpLen, fpHash: row.fpHash, offset: row.offset, ino: row.ino, path: row.path } : null;
+  }
+
+  queueStates(): [string, QueueState][] {
+    const rows = this.db.prepare('SELECT qid, state FROM tailer_queue').all() as { qid: string; state: string }[];
+    return rows.map((r) => [r.qid, JSON.parse(r.state) as QueueState]);
+  }
+
+  /** Validate then write everything in one transaction; returns rows actually inserted. Throws on failure. */
+  commit(b: CommitBatch): number {
+    for (const r of b.rows) validateRecord(r);
+    return this.tx(b);
+  }
+}

@@ -15,8 +15,8 @@ import { loadConfig } from '../sidecar/config/load.js';
 import type { FreightConfig } from '../sidecar/config/model.js';
 import { ManualClock } from '../sidecar/deliverability/clock.js';
 import { EventRecorder } from '../sidecar/deliverability/events.js';
-import { DeliverabilityReactor } from '../sidecar/deliverability/reactor.js';
 import { RatioTrigger } from '../sidecar/deliverability/ratio-trigger.js';
+import { DeliverabilityReactor } from '../sidecar/deliverability/reactor.js';
 
 const CONF = `
 host-name mta.example.net
@@ -51,7 +51,9 @@ host-name mta.example.net
 
 function rows(store: AcctStore, writer: AcctWriter) {
   writer.flush();
-  return store.db.prepare("SELECT * FROM acct WHERE type = 'tq' ORDER BY id").all() as Array<Record<string, unknown>>;
+  return store.db.prepare("SELECT * FROM acct WHERE type = 'tq' ORDER BY id").all() as Array<
+    Record<string, unknown>
+  >;
 }
 
 describe('deliverability reactions', () => {
@@ -195,9 +197,10 @@ describe('deliverability reactions', () => {
     }
     reactor.modes.normal('yahoo.test', 'mta2', 'test: look at the rate cut alone');
     assert.deepEqual(reactor.effective(q, s).maxMsgRate, { count: 1800, perMs: 3_600_000 });
-    clock.advance(299_000);
+    // The cut happened at the 50th reply (min-samples), 10 s ago; recovery waits holdMs after it.
+    clock.advance(239_000);
     assert.equal(reactor.effective(q, s).maxMsgRate?.count, 1800, 'held after the cut');
-    clock.advance(1000);
+    clock.advance(51_000);
     assert.equal(reactor.effective(q, s).maxMsgRate?.count, 2160, 'first additive step');
     clock.advance(4 * 60_000);
     assert.equal(reactor.effective(q, s).maxMsgRate?.count, 3600, 'back at max-msg-rate');

@@ -186,7 +186,10 @@ describe('DKIM signing', () => {
     const result = await dkimVerify(signed, { resolver });
     assert.equal(result.results[0]?.status.result, 'pass', JSON.stringify(result.results[0]?.status));
     assert.equal(await independentVerify(signed, viaTestDns), true);
-    const bodyChanged = Buffer.from(signed.toString('binary').replace('A line of body', 'A line of bodY'), 'binary');
+    const bodyChanged = Buffer.from(
+      signed.toString('binary').replace('A line of body', 'A line of bodY'),
+      'binary',
+    );
     assert.equal(await independentVerify(bodyChanged, viaTestDns), false);
     // relaxed/relaxed and From oversigned: h= names From once more than the message has.
     assert.match(sig.header, /c=relaxed\/relaxed/);

@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runEngineCli, startEngine, type EngineProc } from '../bench/lib/engine-proc.js';
-import { SmtpClient, greet, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
+import { type EngineProc, runEngineCli, startEngine } from '../bench/lib/engine-proc.js';
+import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
 import type { EngineStatusReport, QueueInfo } from '../sidecar/engine/control-types.js';
 import { startDnsServer, type TestDns } from './world/dns.js';
 import { addr, freePort, testSubnet } from './world/ports.js';
-import { startSink, type Sink } from './world/sink.js';
+import { type Sink, startSink } from './world/sink.js';
 
 describe('engine control channel and CLI', () => {
   let dir: string;
@@ -65,12 +65,18 @@ describe('engine control channel and CLI', () => {
   };
 
   it('pause holds mail, show reports the queue, resume delivers it', { timeout: 60_000 }, async () => {
-    assert.equal(fs.readFileSync(path.join(dir, 'run', 'engine.pid'), 'utf8').trim(), String(engine.child.pid));
+    assert.equal(
+      fs.readFileSync(path.join(dir, 'run', 'engine.pid'), 'utf8').trim(),
+      String(engine.child.pid),
+    );
     assert.match(await cli('pause', 'queue', 'ctl.test'), /^paused: /);
     const c = await SmtpClient.open('127.0.0.1', port);
     await greet(c, 'lmtp');
     for (let i = 0; i < 3; i++) {
-      assert.equal((await sendMessage(c, taggedMessage(i, 's@app.test', [`u${i}@ctl.test`]), 'lmtp')).outcome, 'accepted');
+      assert.equal(
+        (await sendMessage(c, taggedMessage(i, 's@app.test', [`u${i}@ctl.test`]), 'lmtp')).outcome,
+        'accepted',
+      );
     }
     c.close();
     const queues = JSON.parse(await cli('show', 'queues', '--json')) as QueueInfo[];
@@ -89,7 +95,10 @@ describe('engine control channel and CLI', () => {
     assert.equal(status.intake.acceptedMessages, 3);
     assert.equal(status.intake.refusing, null);
     assert.match(await cli('show', 'status'), /accepted messages\s+3/);
-    const sched = JSON.parse(await cli('schedule', 'ctl.test', '--json')) as { domain: string; rescheduled: number };
+    const sched = JSON.parse(await cli('schedule', 'ctl.test', '--json')) as {
+      domain: string;
+      rescheduled: number;
+    };
     assert.equal(sched.domain, 'ctl.test');
   });
 

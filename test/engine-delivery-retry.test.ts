@@ -76,7 +76,10 @@ describe('engine delivery: retries, expiry, failover', () => {
     assert.deepEqual(types.slice(0, -1), Array(types.length - 1).fill('t'));
     assert.equal(types.at(-1), 'b');
     const ts = rows.filter((r) => r.type === 't');
-    ts.forEach((r, i) => assert.equal(r.attempt, i + 1));
+    assert.deepEqual(
+      ts.map((r) => r.attempt),
+      ts.map((_, i) => i + 1),
+    );
     assert.equal(ts[0]!.dsnStatus, '4.7.1');
     assert.equal(ts[0]!.dsnDiag, 'smtp;451 4.7.1 Try again later');
     // Second retry waits longer than the first (200 ms, then 400 ms repeating).

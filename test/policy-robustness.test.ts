@@ -154,7 +154,7 @@ test('a client that never reads its replies is cut off; others are unaffected', 
   }
   await stillServing();
   await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('server kept a non-reading client')), 10_000))]);
-  assert.ok(logs.some((l) => /client does not read its replies/.test(l)));
+  assert.ok(logs.some((l) => /client does not read its replies/.test(l)), logs.slice(-5).join(''));
 });
 
 test('5,000 concurrent connections are all served', async (t) => {
@@ -168,11 +168,11 @@ test('5,000 concurrent connections are all served', async (t) => {
   for (let i = 0; i < 5000; i += 250) {
     clients.push(...(await Promise.all(Array.from({ length: 250 }, () => PolicyClient.connect({ host: '127.0.0.1', port })))));
   }
-  assert.equal(daemon.stats().connections.open >= 5000, true);
   const replies = await Promise.all(clients.map((c) => c.askRaw(REQ)));
   assert.equal(replies.filter((r) => r === 'DUNNO').length, 5000);
   const again = await Promise.all(clients.map((c) => c.askRaw(REQ)));
   assert.equal(again.filter((r) => r === 'DUNNO').length, 5000);
+  assert.ok(daemon.stats().connections.open >= 5000, 'all 5,000 held open at once');
   for (const c of clients) c.close();
   await stillServing();
 });

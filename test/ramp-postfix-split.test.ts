@@ -24,6 +24,15 @@ const rampCli = async (...args: string[]) => {
   return r.stdout;
 };
 
+interface ShownRow {
+  domain: string;
+  share: number;
+  engine: number;
+  postfix: number;
+}
+
+const rampShow = async (): Promise<ShownRow[]> => JSON.parse(await rampCli('show', '--json'));
+
 /** Every recipient at most once per sink and never at both. */
 function assertNoDuplicates(): void {
   const e = arrivalCounts(engineSink);
@@ -80,19 +89,13 @@ test('at 10 %, 10 % ± 2 % of 5,000 recipients take the engine path and all arri
   assert.ok(share >= 8 && share <= 12, `engine share ${share}%`);
 
   // The measured split counts each recipient once although Postfix asked about it at smtpd and at delivery.
-  let shown: Array<{ domain: string; share: number; engine: number; postfix: number }> = [];
-  await waitUntil(
-    'ramp show to count 5,000 recipients',
-    () => {
-      void runFreight(['ramp', 'show', '--json', '--config', postfix.configPath]).then((r) => {
-        if (r.code === 0) shown = JSON.parse(r.stdout);
-      });
-      const row = shown.find((s) => s.domain === 'example.com');
-      return row !== undefined && row.engine + row.postfix >= 5000;
-    },
-    20_000,
-  );
-  const row = shown.find((s) => s.domain === 'example.com')!;
+  let row: ShownRow | undefined;
+  for (let i = 0; i < 40; i++) {
+    row = (await rampShow()).find((r) => r.domain === 'example.com');
+    if (row && row.engine + row.postfix >= 5000) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(row, 'ramp show lists example.com');
   assert.equal(row.share, 10);
   assert.equal(row.engine, engine.size);
   assert.equal(row.postfix, viaPostfix.size);
@@ -144,8 +147,10 @@ test('lowering to 0 % while the engine path defers moves the retried recipients 
 
   await rampCli('set', 'example.com', '0');
   await ramp.waitFor(/share example\.com 0%/, 5000);
-  // From here the engine path would accept anything: a recipient still routed there would show up.
-  engineSink.setScript({});
+  // The engine path keeps deferring: an attempt Postfix had already routed there before the switch is
+  // deferred once more and re-routed on its retry, and a recipient the ramp still sent there would never
+  // reach the Postfix path, so the wait below would fail.
+  const switchedAt = Date.now();
   await waitUntil(
     'deferred recipients at the Postfix path',
     () => deferred.every((r) => arrivalCounts(postfixSink).has(r)),
@@ -155,6 +160,8 @@ test('lowering to 0 % while the engine path defers moves the retried recipients 
     await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(await postfix.queueIds(), [], 'Postfix queue drained');
 
+  const lateAttempts = engineSink.refusals.filter((r) => r.time > switchedAt + 2000).length;
+  assert.equal(lateAttempts, 0, 'no engine-path attempts from 2 s after the switch');
   const engine = arrivalCounts(engineSink);
   const viaPostfix = arrivalCounts(postfixSink);
   for (const r of accepted) assert.ok(engine.has(r) && !viaPostfix.has(r), `${r} only on the engine path`);

@@ -30,6 +30,14 @@ const tailerLog: string[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Start a tailer process; resolves once it follows the log (or after 15 s). */
+async function startTailerReady(): Promise<ChildProcess> {
+  const before = tailerLog.join('').split('following maillog').length;
+  const child = startTailer();
+  for (let i = 0; i < 150 && tailerLog.join('').split('following maillog').length === before; i++) await sleep(100);
+  return child;
+}
+
 function startTailer(): ChildProcess {
   const script = `const { commands } = await import(${JSON.stringify(CLI)});
 process.exitCode = await commands.find((c) => c.name === 'tailer').run(['--config', ${JSON.stringify(pf.configPath)}]);`;
@@ -110,7 +118,7 @@ function groundTruth(): { keys: string[]; fileOf: Map<string, string> } {
 
 before(async () => {
   sink = await startSink({ host: addr(testSubnet(), 1), port: 0 });
-  pf = await startTestPostfix({ transports: [`ok.test smtp:[${sink.host}]:${sink.port}`] });
+  pf = await startTestPostfix({ keep: !!process.env.TAILER_DEBUG, transports: [`ok.test smtp:[${sink.host}]:${sink.port}`] });
   const store = AcctStore.open(pf.config.global.acctDb);
   store.db.exec('DROP INDEX acct_dedupe');
   store.close();
@@ -136,8 +144,8 @@ it('loses and duplicates nothing across SIGKILLs and every rotation style', {
   const loadDone = new Promise((r) => load!.once('exit', r));
   const styles = ['rename', 'copytruncate', 'logrotate'] as const;
   for (let round = 0; round < 9; round++) {
-    tailer = startTailer();
-    await sleep(700 + ((round * 397) % 900));
+    tailer = await startTailerReady();
+    await sleep(300 + ((round * 397) % 900));
     const style = styles[round % 3]!;
     if (round % 2 === 0) {
       // Rotate under a running tailer, then crash it shortly after.
@@ -178,9 +186,12 @@ it('loses and duplicates nothing across SIGKILLs and every rotation style', {
   const duplicated = keys.length - have.size;
   const truthSet = new Set(truth);
   const extra = keys.filter((k) => !truthSet.has(k));
+  const lostFiles = new Map<string, number>();
+  for (const k of lost) lostFiles.set(fileOf.get(k)!, (lostFiles.get(fileOf.get(k)!) ?? 0) + 1);
   assert.deepEqual(
     { lost: lost.length, duplicated, extra: extra.length },
     { lost: 0, duplicated: 0, extra: 0 },
+    `lost per file: ${JSON.stringify([...lostFiles])}\ntailer log:\n${tailerLog.join('')}`,
   );
   assert.equal(keys.length, truth.length);
 });

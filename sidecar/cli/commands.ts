@@ -15,4 +15,5 @@ export const COMMAND_MODULES: CommandModule[] = [
   { names: ['config check', 'config show'], load: () => import('../config/cli.js') },
   { names: ['ramp', 'ramp set', 'ramp show', 'ramp render'], load: () => import('../ramp/cli.js') },
   { names: ['policy', 'policy stats'], load: () => import('../policy/cli.js') },
+  { names: ['api'], load: () => import('../api/cli.js') },
 ];

@@ -222,6 +222,16 @@ function readApiKey(
   }
 }
 
+/** `http-read-allow`: every entry must be a CIDR or a bare address. */
+function readAllowList(list: string[], b: Builder, at: Origin | undefined): string[] {
+  for (const cidr of list) {
+    if (!validCidr(cidr) && at && at !== 'default') {
+      b.error(at, `http-read-allow: invalid CIDR '${cidr}' (expected e.g. 10.0.0.0/8 or 127.0.0.1)`);
+    }
+  }
+  return list;
+}
+
 export function buildConfig(tree: SyntaxTree): BuildResult {
   const b = new Builder();
   b.errors.push(...tree.diagnostics);
@@ -476,6 +486,7 @@ export function buildConfig(tree: SyntaxTree): BuildResult {
     rampEngineTransport: g<string | null>('ramp-engine-transport') ?? null,
     httpMgmtListener: g<HostPort>('http-mgmt-listener'),
     httpApiKey: readApiKey(g<string | undefined>('http-api-key'), b, apiKeyOrigin, abs),
+    httpReadAllow: readAllowList(g<string[]>('http-read-allow'), b, globals.get('http-read-allow')?.origin),
     maillog: abs(g('maillog')),
     maillogTimezone: g<string | undefined>('maillog-timezone') ?? null,
     dnsServer: g<HostPort | undefined>('dns-server') ?? null,

@@ -39,6 +39,8 @@ export interface GlobalSettings {
   httpMgmtListener: HostPort;
   /** The API key itself (read from `file:` if configured that way), or null if none. */
   httpApiKey: string | null;
+  /** CIDRs whose read calls (GET) need no API key; replaces the loopback-only default when set. */
+  httpReadAllow: string[];
   /** Postfix maillog the tailer follows. */
   maillog: string;
   /** IANA time zone for year-less syslog timestamps; null = the machine's. */

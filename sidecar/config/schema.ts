@@ -70,6 +70,9 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
     default: { host: '127.0.0.1', port: 8190 },
   }),
   d('http-api-key', 'string', 'API key for state-changing calls: the key, or file:PATH'),
+  d('http-read-allow', 'list', 'CIDRs allowed to make read calls to the API without the key', {
+    default: ['127.0.0.0/8', '::1/128'],
+  }),
   d('maillog', 'string', 'Postfix maillog the tailer follows', { default: '/var/log/mail.log' }),
   d('maillog-timezone', 'string', 'IANA time zone of year-less maillog timestamps (default: this machine)'),
   d('dns-server', 'host-port', "engine's resolver (default: /etc/resolv.conf)"),
@@ -116,10 +119,19 @@ export const DOMAIN_DIRECTIVES: DirectiveSpec[] = [
   d('virtual-mta', 'string', 'single virtual MTA to send from', { ref: 'virtual-mta' }),
   d('dkim-sign', 'bool', 'sign with the domain-key matching the From domain', { default: false }),
   d('dkim-identity', 'string', 'DKIM i= / d= identity to sign as'),
-  d('dkim-headers', 'list', 'header fields to sign, e.g. From,To,Subject,Date,Message-ID (default: the usual set)'),
-  d('dkim-required', 'bool', 'when no DKIM signature can be made, defer the message (yes) or send it unsigned (no)', {
-    default: true,
-  }),
+  d(
+    'dkim-headers',
+    'list',
+    'header fields to sign, e.g. From,To,Subject,Date,Message-ID (default: the usual set)',
+  ),
+  d(
+    'dkim-required',
+    'bool',
+    'when no DKIM signature can be made, defer the message (yes) or send it unsigned (no)',
+    {
+      default: true,
+    },
+  ),
   d('use-starttls', 'bool', 'use STARTTLS when offered', { default: true }),
   d('require-starttls', 'bool', 'fail (defer) if STARTTLS is not available', { default: false }),
   d('smtp-pattern-list', 'string', 'reply patterns that change the queue mode', { ref: 'smtp-pattern-list' }),

@@ -24,8 +24,12 @@ import type { BlockSpec } from '../config/extensions.js';
 import type { ExtensionBlock, FreightConfig } from '../config/model.js';
 import type { DirectiveSpec } from '../config/schema.js';
 
-const d = (name: string, kind: DirectiveSpec['kind'], description: string, extra: Partial<DirectiveSpec> = {}) =>
-  ({ name, kind, description, ...extra }) as DirectiveSpec;
+const d = (
+  name: string,
+  kind: DirectiveSpec['kind'],
+  description: string,
+  extra: Partial<DirectiveSpec> = {},
+) => ({ name, kind, description, ...extra }) as DirectiveSpec;
 
 export const DELIVERABILITY_BLOCKS: BlockSpec[] = [
   {
@@ -36,7 +40,9 @@ export const DELIVERABILITY_BLOCKS: BlockSpec[] = [
       d('virtual-mta', 'string', 'a virtual MTA following this plan', { repeatable: true }),
       d('provider', 'string', 'queue domain this plan caps (none = all)', { repeatable: true }),
       d('day', 'string', 'DAY COUNT: messages per day from that day on', { repeatable: true }),
-      d('advance-at', 'string', 'cron expression: when the next warm-up day starts', { default: '0 0 * * *' }),
+      d('advance-at', 'string', 'cron expression: when the next warm-up day starts', {
+        default: '0 0 * * *',
+      }),
       d('hold-if-bounce-rate', 'ratio', "don't advance while the day's bounce rate is above this"),
       d('hold-if-deferral-rate', 'ratio', "don't advance while the day's deferral rate is above this"),
       d('hold-min-samples', 'int', 'outcomes needed in a day to judge it (fewer: hold)', { default: 10 }),
@@ -49,7 +55,9 @@ export const DELIVERABILITY_BLOCKS: BlockSpec[] = [
     directives: [
       d('check-schedule', 'string', 'cron expression for the checks', { default: '*/5 * * * *' }),
       d('disable-for', 'list', 'domains a listed IP stops sending to (* = all)', { default: ['*'] }),
-      d('virtual-mta', 'string', 'virtual MTA whose source IP is checked (default: all)', { repeatable: true }),
+      d('virtual-mta', 'string', 'virtual MTA whose source IP is checked (default: all)', {
+        repeatable: true,
+      }),
     ],
   },
 ];

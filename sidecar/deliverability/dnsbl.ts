@@ -106,7 +106,8 @@ export class DnsblWatch {
 
   start(startCron: CronStarter): void {
     this.stop();
-    for (const zone of this.zones) this.crons.push(startCron(zone.checkSchedule, () => this.check(zone.zone)));
+    for (const zone of this.zones)
+      this.crons.push(startCron(zone.checkSchedule, () => this.check(zone.zone)));
   }
 
   stop(): void {
@@ -131,7 +132,14 @@ export class DnsblWatch {
       this.listed.set(k, answer);
       const reason = `${t.ip} listed in ${zone.zone} (${answer})`;
       for (const vmta of t.vmtas) {
-        this.events.record({ kind: 'dnsbl-listed', at: now, domain: '*', vmta, sourceIp: t.ip, cause: reason });
+        this.events.record({
+          kind: 'dnsbl-listed',
+          at: now,
+          domain: '*',
+          vmta,
+          sourceIp: t.ip,
+          cause: reason,
+        });
         for (const domain of zone.disableFor) {
           this.sources.disable({ vmta, sourceIp: t.ip, domain, cause, reason, reenableAfter: null });
         }
@@ -140,7 +148,14 @@ export class DnsblWatch {
       this.listed.delete(k);
       const reason = `${t.ip} no longer listed in ${zone.zone}`;
       for (const vmta of t.vmtas) {
-        this.events.record({ kind: 'dnsbl-delisted', at: now, domain: '*', vmta, sourceIp: t.ip, cause: reason });
+        this.events.record({
+          kind: 'dnsbl-delisted',
+          at: now,
+          domain: '*',
+          vmta,
+          sourceIp: t.ip,
+          cause: reason,
+        });
         for (const domain of zone.disableFor) this.sources.enable(vmta, domain, cause, reason);
       }
     }

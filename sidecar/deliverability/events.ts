@@ -6,7 +6,7 @@
  */
 import type { AcctRecord } from '../acct/record.js';
 import { errorMessage } from '../common/errors.js';
-import { type Logger, createLogger } from '../common/log.js';
+import { createLogger, type Logger } from '../common/log.js';
 
 export type DeliverabilityEventKind =
   | 'mode-backoff'

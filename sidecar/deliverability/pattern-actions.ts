@@ -45,7 +45,11 @@ export class PatternListState {
     this.list = list;
     for (const p of list.patterns) {
       const t = thresholdOf(p);
-      if (t) this.triggers.set(p, new RatioTrigger({ ratio: t.ratio, windowMs: t.windowMs, minSamples: t.minSamples }));
+      if (t)
+        this.triggers.set(
+          p,
+          new RatioTrigger({ ratio: t.ratio, windowMs: t.windowMs, minSamples: t.minSamples }),
+        );
     }
   }
 
@@ -58,7 +62,11 @@ export class PatternListState {
       p.pattern.lastIndex = 0;
       if (trigger.record(p.pattern.test(reply), now)) {
         const s = trigger.state(now);
-        out.push({ pattern: p, actions: actionsOf(p), fired: { samples: s.samples, hits: s.hits, ratio: s.ratio } });
+        out.push({
+          pattern: p,
+          actions: actionsOf(p),
+          fired: { samples: s.samples, hits: s.hits, ratio: s.ratio },
+        });
       }
     }
     return out;

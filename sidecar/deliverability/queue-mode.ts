@@ -31,7 +31,8 @@ export interface ModeSettings {
 }
 
 export function effectiveForMode(mode: QueueMode, s: DomainSettings): ModeSettings {
-  if (mode === 'normal') return { maxMsgRate: s.maxMsgRate, retryAfter: s.retryAfter, maxSmtpOut: s.maxSmtpOut };
+  if (mode === 'normal')
+    return { maxMsgRate: s.maxMsgRate, retryAfter: s.retryAfter, maxSmtpOut: s.maxSmtpOut };
   return {
     maxMsgRate: s.backoffMaxMsgRate ?? s.maxMsgRate,
     retryAfter: s.backoffRetryAfter ?? s.retryAfter,
@@ -76,10 +77,23 @@ export class QueueModes {
     const now = this.clock.now();
     const existing = this.entries.get(k);
     existing?.cancel?.();
-    const entry: Entry = existing ?? { domain, vmta, mode: 'backoff', since: now, until: null, cause: reply, cancel: null };
+    const entry: Entry = existing ?? {
+      domain,
+      vmta,
+      mode: 'backoff',
+      since: now,
+      until: null,
+      cause: reply,
+      cancel: null,
+    };
     entry.until = now + backoffToNormalAfter;
     entry.cancel = this.clock.setTimer(
-      () => this.normal(domain, vmta, `backoff-to-normal-after ${Math.round(backoffToNormalAfter / 1000)}s elapsed`),
+      () =>
+        this.normal(
+          domain,
+          vmta,
+          `backoff-to-normal-after ${Math.round(backoffToNormalAfter / 1000)}s elapsed`,
+        ),
       backoffToNormalAfter,
     );
     this.entries.set(k, entry);

@@ -144,7 +144,14 @@ export class AimdRate {
   private lastCut = 0;
 
   constructor(opts: AimdOptions = {}) {
-    this.o = { decrease: 0.5, increaseShare: 0.1, stepMs: 60_000, holdMs: 300_000, floorShare: 0.05, ...opts };
+    this.o = {
+      decrease: 0.5,
+      increaseShare: 0.1,
+      stepMs: 60_000,
+      holdMs: 300_000,
+      floorShare: 0.05,
+      ...opts,
+    };
     this.ceiling = null;
   }
 

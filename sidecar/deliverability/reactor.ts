@@ -9,8 +9,8 @@ import type { DomainSettings, FreightConfig, Rate } from '../config/model.js';
 import type { Clock } from './clock.js';
 import type { EventRecorder } from './events.js';
 import { PatternListState } from './pattern-actions.js';
-import { type ModeSettings, type QueueMode, QueueModes, effectiveForMode } from './queue-mode.js';
-import { AimdRate, type AimdOptions } from './ratio-trigger.js';
+import { effectiveForMode, type ModeSettings, type QueueMode, QueueModes } from './queue-mode.js';
+import { type AimdOptions, AimdRate } from './ratio-trigger.js';
 import { SourceIpState } from './source-ip-state.js';
 
 export interface QueueRef {
@@ -95,7 +95,8 @@ export class DeliverabilityReactor {
       for (const a of rule.actions) {
         switch (a.kind) {
           case 'mode':
-            if (a.mode === 'backoff') this.modes.backoff(q.domain, q.vmta, reply, settings.backoffToNormalAfter);
+            if (a.mode === 'backoff')
+              this.modes.backoff(q.domain, q.vmta, reply, settings.backoffToNormalAfter);
             else this.modes.normal(q.domain, q.vmta, reply);
             break;
           case 'disable-source-ip':

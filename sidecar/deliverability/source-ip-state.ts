@@ -91,7 +91,13 @@ export class SourceIpState {
       opts.reenableAfter === null
         ? null
         : this.clock.setTimer(
-            () => this.enable(opts.vmta, domain, opts.cause, `reenable-after ${Math.round(opts.reenableAfter! / 1000)}s elapsed`),
+            () =>
+              this.enable(
+                opts.vmta,
+                domain,
+                opts.cause,
+                `reenable-after ${Math.round(opts.reenableAfter! / 1000)}s elapsed`,
+              ),
             opts.reenableAfter,
           );
     this.entries.set(k, entry);
@@ -103,7 +109,10 @@ export class SourceIpState {
       vmta: opts.vmta,
       sourceIp: entry.sourceIp,
       cause: opts.reason,
-      details: { by: opts.cause, until: entry.until === null ? 'lifted' : new Date(entry.until).toISOString() },
+      details: {
+        by: opts.cause,
+        until: entry.until === null ? 'lifted' : new Date(entry.until).toISOString(),
+      },
     });
     return true;
   }

@@ -101,12 +101,19 @@ export class WarmupTracker {
       const bounceRate = outcomes ? s.bounced / outcomes : 0;
       const deferralRate = outcomes ? s.deferred / outcomes : 0;
       let hold: string | null = null;
-      if (outcomes < plan.holdMinSamples) hold = `${outcomes} outcomes today, fewer than ${plan.holdMinSamples}`;
+      if (outcomes < plan.holdMinSamples)
+        hold = `${outcomes} outcomes today, fewer than ${plan.holdMinSamples}`;
       else if (plan.holdIfBounceRate !== null && bounceRate > plan.holdIfBounceRate)
         hold = `bounce rate ${pct(bounceRate)} above ${pct(plan.holdIfBounceRate)}`;
       else if (plan.holdIfDeferralRate !== null && deferralRate > plan.holdIfDeferralRate)
         hold = `deferral rate ${pct(deferralRate)} above ${pct(plan.holdIfDeferralRate)}`;
-      const details = { plan: plan.name, day: s.day, sent: s.sentToday, bounceRate: pct(bounceRate), deferralRate: pct(deferralRate) };
+      const details = {
+        plan: plan.name,
+        day: s.day,
+        sent: s.sentToday,
+        bounceRate: pct(bounceRate),
+        deferralRate: pct(deferralRate),
+      };
       if (hold === null) {
         s.day++;
         s.cap = capForDay(plan, s.day);
@@ -116,7 +123,8 @@ export class WarmupTracker {
         at: now,
         domain: s.provider,
         vmta: s.vmta,
-        cause: hold ?? `day ${s.day - 1} done: ${s.cap === null ? 'plan finished' : `day ${s.day}, cap ${s.cap}`}`,
+        cause:
+          hold ?? `day ${s.day - 1} done: ${s.cap === null ? 'plan finished' : `day ${s.day}, cap ${s.cap}`}`,
         details,
       });
       s.sentToday = 0;
@@ -168,7 +176,10 @@ export class WarmupTracker {
       for (const s of data.pairs ?? []) this.pairs.set(pairKey(s.vmta, s.provider), s);
     } catch (err) {
       // A damaged state file must not stop the engine; the pairs restart at day 1, which is the safe side.
-      log.error('cannot read warm-up state; starting plans at day 1', { path: this.statePath, error: errorMessage(err) });
+      log.error('cannot read warm-up state; starting plans at day 1', {
+        path: this.statePath,
+        error: errorMessage(err),
+      });
     }
   }
 

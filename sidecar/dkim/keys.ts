@@ -2,9 +2,9 @@
  * DKIM private keys from `domain-key selector,domain,path` (DESIGN §3): read once at load, their type
  * (RSA or Ed25519) detected from the PEM itself, so the signer never touches the disk per message.
  */
-import { type KeyObject, createPrivateKey } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { FreightError, errorMessage } from '../common/errors.js';
+import { errorMessage, FreightError } from '../common/errors.js';
 import type { DomainKey } from '../config/model.js';
 
 export type DkimKeyType = 'rsa' | 'ed25519';
@@ -23,7 +23,9 @@ export function parsePrivateKey(pem: string | Buffer, where: string): { type: Dk
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
-    throw new FreightError('DKIM_BAD_KEY', `${where}: not a PEM private key: ${errorMessage(err)}`, { where });
+    throw new FreightError('DKIM_BAD_KEY', `${where}: not a PEM private key: ${errorMessage(err)}`, {
+      where,
+    });
   }
   const type = key.asymmetricKeyType;
   if (type !== 'rsa' && type !== 'ed25519') {

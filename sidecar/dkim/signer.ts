@@ -11,7 +11,7 @@
 import { createHash, sign as cryptoSign } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import { FreightError, errorMessage } from '../common/errors.js';
+import { errorMessage, FreightError } from '../common/errors.js';
 import type { DomainKeyRing, LoadedDomainKey } from './keys.js';
 
 interface ParsedHeader {
@@ -121,7 +121,10 @@ class CrlfNormalizer {
 }
 
 /** Reads the header block; with `hasher`, also hashes the body, else stops reading at the blank line. */
-async function readMessage(stream: Readable | NodeJS.ReadableStream, hasher: BodyHasher | null): Promise<Buffer> {
+async function readMessage(
+  stream: Readable | NodeJS.ReadableStream,
+  hasher: BodyHasher | null,
+): Promise<Buffer> {
   const parts: Buffer[] = [];
   let header: Buffer | null = null;
   const crlf = new CrlfNormalizer();
@@ -197,9 +200,13 @@ export class DkimSigner {
         this.remember(msg.id, bodyHash);
       }
     } catch (err) {
-      throw new FreightError('DKIM_FAILED', `cannot read message ${msg.id} for signing: ${errorMessage(err)}`, {
-        id: msg.id,
-      });
+      throw new FreightError(
+        'DKIM_FAILED',
+        `cannot read message ${msg.id} for signing: ${errorMessage(err)}`,
+        {
+          id: msg.id,
+        },
+      );
     }
     const parsed = tools.parseHeaders(headerBuf).parsed;
     const { domain, identity } = this.signingDomain(parsed, req.identity ?? null, msg.id);

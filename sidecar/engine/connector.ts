@@ -51,7 +51,8 @@ export async function connect(req: ConnectRequest): Promise<ConnectResult> {
     families,
     random: req.random,
   });
-  if (plan.kind === 'permanent') return { kind: 'permanent', code: 550, reply: `550 ${plan.status} ${plan.diag}` };
+  if (plan.kind === 'permanent')
+    return { kind: 'permanent', code: 550, reply: `550 ${plan.status} ${plan.diag}` };
   if (plan.kind === 'temporary') {
     return { kind: 'temporary', code: 451, reply: `451 ${plan.status} ${plan.diag}`, remoteRefused: false };
   }
@@ -82,7 +83,12 @@ export async function connect(req: ConnectRequest): Promise<ConnectResult> {
         if (!(err instanceof SessionOpenError)) throw err;
         last = err;
         if (err.code === 421 && !settings.smtp421MeansMxUnavailable) {
-          return { kind: 'temporary', code: 421, reply: err.reply ?? '421 4.4.2 service not available', remoteRefused: true };
+          return {
+            kind: 'temporary',
+            code: 421,
+            reply: err.reply ?? '421 4.4.2 service not available',
+            remoteRefused: true,
+          };
         }
       }
     }
@@ -90,7 +96,12 @@ export async function connect(req: ConnectRequest): Promise<ConnectResult> {
   if (last?.reply && last.code) {
     const code = last.code >= 500 ? 451 : last.code;
     // A 5xx greeting is a host refusing service, not a verdict on the recipients: defer.
-    return { kind: 'temporary', code, reply: code === last.code ? last.reply : `451 4.4.2 ${last.reply}`, remoteRefused: true };
+    return {
+      kind: 'temporary',
+      code,
+      reply: code === last.code ? last.reply : `451 4.4.2 ${last.reply}`,
+      remoteRefused: true,
+    };
   }
   return {
     kind: 'temporary',

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import DNS from 'dns2';
-import { FreightError, errorMessage } from '../common/errors.js';
+import { errorMessage, FreightError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import type { HostPort } from '../config/model.js';
 
@@ -68,7 +68,10 @@ function systemNameServer(): HostPort {
   } catch (err) {
     log.warn('cannot read /etc/resolv.conf', { error: errorMessage(err) });
   }
-  throw new FreightError('ENGINE_DNS_NO_SERVER', 'no dns-server configured and no nameserver in /etc/resolv.conf');
+  throw new FreightError(
+    'ENGINE_DNS_NO_SERVER',
+    'no dns-server configured and no nameserver in /etc/resolv.conf',
+  );
 }
 
 function normalize(name: string): string {
@@ -78,7 +81,10 @@ function normalize(name: string): string {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new FreightError('ENGINE_DNS_TIMEOUT', `${what} timed out after ${ms} ms`)), ms);
+    timer = setTimeout(
+      () => reject(new FreightError('ENGINE_DNS_TIMEOUT', `${what} timed out after ${ms} ms`)),
+      ms,
+    );
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -109,9 +115,14 @@ export function createDnsResolver(opts: DnsResolverOptions): DnsResolver {
     try {
       return await withTimeout(tcp(name, type), timeoutMs, `TCP ${type} ${name}`);
     } catch (err) {
-      throw new FreightError('ENGINE_DNS_FAILED', `${type} ${name}: ${errorMessage(err)}`, { name, type }, {
-        cause: lastErr ?? err,
-      });
+      throw new FreightError(
+        'ENGINE_DNS_FAILED',
+        `${type} ${name}: ${errorMessage(err)}`,
+        { name, type },
+        {
+          cause: lastErr ?? err,
+        },
+      );
     }
   }
 
@@ -163,9 +174,15 @@ export function createDnsResolver(opts: DnsResolverOptions): DnsResolver {
         type === 'MX'
           ? {
               kind: 'ok' as const,
-              records: answers.map((r) => ({ exchange: normalize(r.exchange ?? ''), priority: r.priority ?? 0 })),
+              records: answers.map((r) => ({
+                exchange: normalize(r.exchange ?? ''),
+                priority: r.priority ?? 0,
+              })),
             }
-          : { kind: 'ok' as const, records: answers.map((r) => r.address ?? '').filter((a) => isIP(a) !== 0) };
+          : {
+              kind: 'ok' as const,
+              records: answers.map((r) => r.address ?? '').filter((a) => isIP(a) !== 0),
+            };
       if (ttlMs > 0) cache.set(key, { expiresAt: now() + ttlMs, result });
       return result;
     })().finally(() => inflight.delete(key));

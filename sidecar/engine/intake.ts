@@ -125,6 +125,8 @@ export class Intake {
    */
   private sniff(socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
+    // Replies are small separate writes (one per LMTP recipient): Nagle + delayed ACK would stall each.
+    socket.setNoDelay(true);
     socket.setTimeout(60_000, () => socket.destroy());
     const ip = normalizeIp(socket.remoteAddress ?? '');
     const source = this.acl.match(ip);

@@ -71,7 +71,8 @@ async function hostAddresses(
 export async function planMx(resolver: DnsResolver, domain: string, opts: MxOptions): Promise<MxPlan> {
   const random = opts.random ?? Math.random;
   const literal = /^\[(.+)\]$/.exec(domain)?.[1];
-  if (literal && isIP(literal)) return { kind: 'hosts', hosts: [{ name: '', preference: 0, addresses: [literal] }] };
+  if (literal && isIP(literal))
+    return { kind: 'hosts', hosts: [{ name: '', preference: 0, addresses: [literal] }] };
 
   const mx = await resolver.mx(domain);
   if (mx.kind === 'error') {
@@ -91,7 +92,11 @@ export async function planMx(resolver: DnsResolver, domain: string, opts: MxOpti
       return { kind: 'hosts', hosts: [{ name: domain, preference: 0, addresses: implicit.addresses }] };
     }
     if (implicit.error) {
-      return { kind: 'temporary', status: '4.4.3', diag: `address lookup for ${domain} failed: ${implicit.error}` };
+      return {
+        kind: 'temporary',
+        status: '4.4.3',
+        diag: `address lookup for ${domain} failed: ${implicit.error}`,
+      };
     }
     return noHost('5.1.2', `domain ${domain} has no MX and no address record`);
   }
@@ -107,7 +112,8 @@ export async function planMx(resolver: DnsResolver, domain: string, opts: MxOpti
   records.forEach((r, i) => {
     const a = resolved[i];
     if (!a) return;
-    if (a.addresses.length > 0) hosts.push({ name: r.exchange, preference: r.priority, addresses: a.addresses });
+    if (a.addresses.length > 0)
+      hosts.push({ name: r.exchange, preference: r.priority, addresses: a.addresses });
     else if (a.error) error = a.error;
   });
   if (hosts.length > 0) return { kind: 'hosts', hosts };

@@ -3,9 +3,10 @@
  * (`d`, `t`, `b`), the spool journal update, suppression of hard-bounced addresses, the DSN hook for
  * final failures, and removal of the message from the spool once every recipient is final.
  */
+
+import { type AcctRecord, type BounceCategory, HARD_CATEGORIES } from '../acct/record.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
-import { type AcctRecord, type BounceCategory, HARD_CATEGORIES } from '../acct/record.js';
 import type { RecipientUpdate, SpooledMessage, SpoolPort } from './types.js';
 
 const log = createLogger('engine/outcome');
@@ -166,7 +167,12 @@ export class AttemptOutcome {
    * Final failure. `category` is given for local decisions (expiry, bad domain, suppression); remote
    * replies are classified. `attempted` is false when no delivery was tried for this event.
    */
-  failed(index: number, reply: string, code: number, opts: { category?: BounceCategory; attempted: boolean }): void {
+  failed(
+    index: number,
+    reply: string,
+    code: number,
+    opts: { category?: BounceCategory; attempted: boolean },
+  ): void {
     const r = this.msg.recipients[index];
     if (!r) return;
     if (opts.attempted) r.attempts++;
@@ -187,7 +193,11 @@ export class AttemptOutcome {
     });
     if (classified.hard) {
       try {
-        this.ports.suppression.add({ address: r.rcpt, reason: `${classified.category}: ${reply}`, source: 'bounce' });
+        this.ports.suppression.add({
+          address: r.rcpt,
+          reason: `${classified.category}: ${reply}`,
+          source: 'bounce',
+        });
       } catch (err) {
         log.error('cannot add to suppression list', { rcpt: r.rcpt, error: errorMessage(err) });
       }

@@ -60,7 +60,10 @@ export class Router {
       if (this.config.virtualMtas.has(vmtaRequest)) return { vmta: vmtaRequest, pool: null };
       const member = this.nextInPool(vmtaRequest);
       if (member) return { vmta: member, pool: vmtaRequest };
-      log.warn('X-Virtual-MTA names no virtual-mta or pool; routing by domain', { request: vmtaRequest, domain });
+      log.warn('X-Virtual-MTA names no virtual-mta or pool; routing by domain', {
+        request: vmtaRequest,
+        domain,
+      });
     }
     const s = this.config.domainSettings(domain);
     if (s.virtualMta && this.config.virtualMtas.has(s.virtualMta)) return { vmta: s.virtualMta, pool: null };
@@ -74,7 +77,9 @@ export class Router {
 
   /** Settings for a (domain, vmta), with the vmta's nested `<domain>` overrides. */
   settings(domain: string, vmta: string): DomainSettings {
-    return vmta === DEFAULT_VMTA ? this.config.domainSettings(domain) : this.config.domainSettings(domain, vmta);
+    return vmta === DEFAULT_VMTA
+      ? this.config.domainSettings(domain)
+      : this.config.domainSettings(domain, vmta);
   }
 
   route(rcptDomain: string, choice: VmtaChoice): { route: Route; settings: DomainSettings } {

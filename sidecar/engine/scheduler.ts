@@ -19,7 +19,7 @@ import type {
   VmtaInfo,
 } from './control-types.js';
 import { createDnsResolver, type DnsResolver } from './dns-resolver.js';
-import { type AttemptPlace, AttemptOutcome, type OutcomePorts } from './outcome.js';
+import { AttemptOutcome, type AttemptPlace, type OutcomePorts } from './outcome.js';
 import { DeliveryQueue, type Job } from './queue.js';
 import { deliveryStatus, domainInfos, queueInfo, vmtaInfos } from './queue-report.js';
 import { DEFAULT_VMTA, domainOf, type Route, Router, type VmtaChoice } from './routing.js';
@@ -122,7 +122,14 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     out.commit(done);
   }
 
-  function defer(q: DeliveryQueue, job: Job, rcpts: number[], reply: string, code: number, out: AttemptOutcome): void {
+  function defer(
+    q: DeliveryQueue,
+    job: Job,
+    rcpts: number[],
+    reply: string,
+    code: number,
+    out: AttemptOutcome,
+  ): void {
     if (rcpts.length === 0) return;
     const t = now();
     let attempts = 0;
@@ -274,7 +281,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       });
     } catch (err) {
       log.error('connection setup failed unexpectedly', { queue: q.key, error: errorMessage(err) });
-      result = { kind: 'temporary', code: 451, reply: `451 4.3.0 ${errorMessage(err)}`, remoteRefused: false };
+      result = {
+        kind: 'temporary',
+        code: 451,
+        reply: `451 4.3.0 ${errorMessage(err)}`,
+        remoteRefused: false,
+      };
     }
     q.connecting--;
     q.inFlight -= job.rcpts.length;
@@ -301,7 +313,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     }
     if (result.kind === 'permanent') {
       const out = new AttemptOutcome(deps, job.msg, placeFor(q, job, null), t);
-      for (const i of job.rcpts) out.failed(i, result.reply, result.code, { category: 'bad-domain', attempted: true });
+      for (const i of job.rcpts)
+        out.failed(i, result.reply, result.code, { category: 'bad-domain', attempted: true });
       q.bounced += job.rcpts.length;
       q.noteError(result.reply, t);
       finish(q, job, out);
@@ -404,7 +417,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         suppressed ??= new AttemptOutcome(
           deps,
           msg,
-          { queue: null, vmta: null, vmtaPool: null, sourceIp: null, destinationIp: null, mta: null, esmtp: null },
+          {
+            queue: null,
+            vmta: null,
+            vmtaPool: null,
+            sourceIp: null,
+            destinationIp: null,
+            mta: null,
+            esmtp: null,
+          },
           t,
         );
         suppressed.failed(i, '550 5.7.1 recipient is on the suppression list', 550, {

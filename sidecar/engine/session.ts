@@ -199,7 +199,12 @@ export class OutboundSession {
    */
   send(envelope: SendEnvelope, body: Readable): Promise<RcptReply[]> {
     this.busy = true;
-    const env: NodemailerEnvelope = { from: envelope.from, to: envelope.to, size: envelope.size, use8BitMime: true };
+    const env: NodemailerEnvelope = {
+      from: envelope.from,
+      to: envelope.to,
+      size: envelope.size,
+      use8BitMime: true,
+    };
     if (envelope.envId || envelope.ret) {
       env.dsn = {
         ...(envelope.envId ? { envid: envelope.envId } : {}),
@@ -278,12 +283,22 @@ export class OutboundSession {
       const reply = firstLine(err.response);
       rest = { index: -1, code: err.responseCode, reply, remote: true };
     } else if (err?.code === 'EMESSAGE' && err.command === 'MAIL FROM') {
-      rest = { index: -1, code: 552, reply: localReply(552, '5.3.4', 'message size exceeds remote SIZE limit'), remote: false };
+      rest = {
+        index: -1,
+        code: 552,
+        reply: localReply(552, '5.3.4', 'message size exceeds remote SIZE limit'),
+        remote: false,
+      };
     } else if (err?.code === 'EENVELOPE') {
       rest = { index: -1, code: 553, reply: localReply(553, '5.1.3', firstLine(err.message)), remote: false };
     } else {
       const why = err ? firstLine(err.message) : 'no reply';
-      rest = { index: -1, code: 451, reply: localReply(451, '4.4.2', `connection lost: ${why}`), remote: false };
+      rest = {
+        index: -1,
+        code: 451,
+        reply: localReply(451, '4.4.2', `connection lost: ${why}`),
+        remote: false,
+      };
     }
     for (let i = 0; i < count; i++) out[i] ??= { ...rest, index: i };
     return out as RcptReply[];

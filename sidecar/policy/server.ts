@@ -16,7 +16,7 @@ export interface PolicyServerOptions {
   limits?: ReaderLimits;
   /** Close a connection idle this long (Postfix's own smtpd_policy_service_max_idle is 300 s). */
   idleTimeoutMs?: number;
-  /** Disconnect a client that started a request and did not finish it within this time. */
+  /** Disconnect a client that sends nothing for this long in the middle of a request. */
   requestTimeoutMs?: number;
   /** Disconnect a client that does not read its replies for this long. */
   writeStallMs?: number;
@@ -156,6 +156,9 @@ export class PolicyServer {
       if (!socket.write(out) && !stallTimer) {
         // The client is not reading: stop reading its requests until it catches up, or give up on it.
         socket.pause();
+        // While we are not reading, a half-received request is our doing, not the client's.
+        if (requestTimer) clearTimeout(requestTimer);
+        requestTimer = null;
         stallTimer = setTimeout(() => drop('client does not read its replies'), this.writeStallMs);
       }
     };
@@ -182,11 +185,11 @@ export class PolicyServer {
         drop(reader.error!.message, { code: reader.error!.code });
         return;
       }
-      if (reader.pendingLength > 0) {
-        requestTimer ??= setTimeout(() => drop('incomplete request timed out'), this.requestTimeoutMs);
-      } else if (requestTimer) {
-        clearTimeout(requestTimer);
-        requestTimer = null;
+      // The clock runs while a request is incomplete and nothing more arrives.
+      if (requestTimer) clearTimeout(requestTimer);
+      requestTimer = null;
+      if (reader.pendingLength > 0 && !stallTimer) {
+        requestTimer = setTimeout(() => drop('incomplete request timed out'), this.requestTimeoutMs);
       }
     });
     socket.on('end', () => {

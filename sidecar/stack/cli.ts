@@ -8,6 +8,7 @@ import type { FreightConfig } from '../config/model.js';
 import { masterPid, reloadPostfix, stopPostfix } from '../postfix/instance.js';
 import { postfixLayout } from '../postfix/layout.js';
 import { renderPostfix } from '../postfix/render.js';
+import { signalDaemons } from './signal.js';
 import { DAEMONS, runStack } from './supervisor.js';
 
 function loadOrReport(configArg: string | undefined): { path: string; config: FreightConfig } | number {
@@ -109,15 +110,9 @@ config, reloads Postfix if it runs, and sends SIGHUP to every running Freight da
         await reloadPostfix(global.postfixCommandDir, layout);
         process.stdout.write('postfix: reloaded\n');
       }
-      let signalled = 0;
-      for (const name of DAEMONS) {
-        const pid = readLivePid(pidFilePath(global.runDir, name));
-        if (!pid) continue;
-        process.kill(pid, 'SIGHUP');
-        process.stdout.write(`${name}: reload requested (pid ${pid})\n`);
-        signalled++;
-      }
-      if (signalled === 0) process.stdout.write('no Freight daemon is running\n');
+      const signalled = signalDaemons(global.runDir, 'SIGHUP');
+      for (const d of signalled) process.stdout.write(`${d.name}: reload requested (pid ${d.pid})\n`);
+      if (signalled.length === 0) process.stdout.write('no Freight daemon is running\n');
       return 0;
     },
   },

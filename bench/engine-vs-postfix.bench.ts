@@ -1,0 +1,121 @@
+/**
+ * Engine benchmark (a): the same load (smtp-source → private Postfix) delivered two ways to the same
+ * sink (Postfix's C `smtp-sink`, so the sink costs little):
+ *   native:  Postfix → smtp → sink                      (transport map entry straight to the sink)
+ *   engine:  Postfix → LMTP → engine → MX lookup → sink (domain with `route-via engine`)
+ * Prints both throughputs, their ratio (goal ≥ 0.8) and the engine process's CPU per message (goal
+ * ≤ 1 ms), read from /proc for the engine child only.
+ *
+ *   node --import tsx bench/engine-vs-postfix.bench.ts [--messages 3000] [--sessions 20] [--size 2048]
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { controlRequest } from '../sidecar/engine/control.js';
+import type { EngineStatusReport } from '../sidecar/engine/control-types.js';
+import { startDnsServer } from '../test/world/dns.js';
+import { addr, freePort, testSubnet } from '../test/world/ports.js';
+import { startTestPostfix } from '../test/world/postfix.js';
+import { startEngine } from './lib/engine-proc.js';
+
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '3000' },
+    sessions: { type: 'string', default: '20' },
+    size: { type: 'string', default: '2048' },
+  },
+});
+const N = Number(values.messages);
+
+/** user+system CPU of a process, ms (Linux /proc, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function smtpSource(host: string, port: number, to: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const args = ['-s', values.sessions, '-m', String(N), '-l', values.size, '-f', 'bench@app.test', '-t', to];
+    const child = spawn('/usr/sbin/smtp-source', [...args, `${host}:${port}`], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`smtp-source exited ${code}`))));
+  });
+}
+
+async function waitUntil(fn: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const start = Date.now();
+  while (!(await fn())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const net = testSubnet();
+const sinkHost = addr(net, 10);
+const dns = await startDnsServer({ host: addr(net, 1) });
+const sinkPort = await freePort(sinkHost);
+dns.mx('engine.bench', [{ exchange: 'mx.engine.bench', priority: 10 }]);
+dns.a('mx.engine.bench', [sinkHost]);
+const sink = spawn('/usr/sbin/smtp-sink', ['-c', `${sinkHost}:${sinkPort}`, '1000'], { stdio: 'ignore' });
+const postfix = await startTestPostfix({
+  globals: { 'dns-server': dns.address, 'remote-smtp-port': String(sinkPort) },
+  transports: [`native.bench smtp:[${sinkHost}]:${sinkPort}`],
+  freightConf: [
+    '<domain engine.bench>',
+    '  route-via engine',
+    '  max-smtp-out 20',
+    '  max-msg-per-connection 1000',
+    '  max-rcpt-per-message 100',
+    '</domain>',
+  ].join('\n'),
+});
+const engine = startEngine(postfix.configPath);
+try {
+  await engine.waitFor(/engine started/);
+  const enginePid = engine.child.pid as number;
+  const sentNative = () => postfix.readLog().match(/to=<[^>]*@native\.bench>.*status=sent/g)?.length ?? 0;
+
+  // native: Postfix relays straight to the sink.
+  let t0 = Date.now();
+  await smtpSource(postfix.host, postfix.port, 'user@native.bench');
+  await waitUntil(() => sentNative() >= N, 600_000, `${N} native deliveries`);
+  const nativeMs = Date.now() - t0;
+
+  // engine: Postfix hands off to the engine, which delivers.
+  const runDir = postfix.config.global.runDir;
+  const delivered = async () =>
+    ((await controlRequest(runDir, { op: 'status' })) as EngineStatusReport).delivery.delivered;
+  const cpu0 = cpuMs(enginePid);
+  t0 = Date.now();
+  await smtpSource(postfix.host, postfix.port, 'user@engine.bench');
+  await waitUntil(async () => (await delivered()) >= N, 600_000, `${N} engine deliveries`);
+  const engineMs = Date.now() - t0;
+  const engineCpu = cpuMs(enginePid) - cpu0;
+
+  const nativeRate = (N / nativeMs) * 1000;
+  const engineRate = (N / engineMs) * 1000;
+  console.log(
+    JSON.stringify(
+      {
+        bench: 'engine-vs-postfix',
+        messages: N,
+        sessions: Number(values.sessions),
+        postfixNativeMsgPerSec: Math.round(nativeRate),
+        postfixViaEngineMsgPerSec: Math.round(engineRate),
+        throughputRatio: +(engineRate / nativeRate).toFixed(2),
+        throughputRatioGoal: '>= 0.8',
+        engineCpuMsPerMsg: +(engineCpu / N).toFixed(3),
+        engineCpuGoal: '<= 1 ms',
+        loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+      },
+      null,
+      2,
+    ),
+  );
+} finally {
+  await engine.kill('SIGTERM');
+  await postfix.stop();
+  sink.kill('SIGTERM');
+  await dns.close();
+}

@@ -7,7 +7,7 @@
  *   node --import tsx bench/policy.bench.ts [--requests 100000] [--connections 50] [--skip-postfwd]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,9 +109,11 @@ interface Result {
 async function replay(name: string, port: number, streams: string[][]): Promise<Result> {
   const clients = await Promise.all(streams.map(() => PolicyClient.connect({ host: '127.0.0.1', port })));
   // Warm-up (JIT, postfwd children): a short run not measured.
-  await Promise.all(clients.map(async (c, i) => {
-    for (const req of streams[i]!.slice(0, 50)) await c.askRaw(req);
-  }));
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (const req of streams[i]!.slice(0, 50)) await c.askRaw(req);
+    }),
+  );
   const latencies = new Float64Array(streams.reduce((n, s) => n + s.length, 0));
   let li = 0;
   let deferred = 0;
@@ -203,10 +205,14 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
-    const freight = spawn(process.execPath, ['--import', 'tsx', MAIN, 'policy', '--config', join(dir, 'freight.conf')], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, FREIGHT_LOG_LEVEL: 'warning' },
-    });
+    const freight = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'policy', '--config', join(dir, 'freight.conf')],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, FREIGHT_LOG_LEVEL: 'warning' },
+      },
+    );
     children.push(freight);
     await waitForPort(fPort);
     const results = [await replay('freight policy', fPort, streams)];
@@ -215,46 +221,61 @@ async function main(): Promise<void> {
     if (!values['skip-postfwd'] && existsSync(POSTFWD)) {
       const pPort = await freePort();
       const rules = join(dir, 'postfwd.cf');
-      writeFileSync(rules, 'id=RATE01; protocol_state==RCPT; action=rate(sender/500/60/450 4.7.1 sender over 500/m)\n');
+      writeFileSync(
+        rules,
+        'id=RATE01; protocol_state==RCPT; action=rate(sender/500/60/450 4.7.1 sender over 500/m)\n',
+      );
+      // postfwd2 --nodaemon is a stdin filter without its cache daemon (no rate()), so it runs the way it
+      // runs in production: daemonized, with its pid file in our temp dir to stop it afterwards.
+      const pidFile = join(dir, 'postfwd.pid');
       const postfwd = spawn(
         POSTFWD,
         [
-          '--nodaemon',
-          '--perfmon',
-          '-f',
-          rules,
-          '--server_socket',
-          `tcp:127.0.0.1:${pPort}`,
-          '--cache_socket',
-          `unix::${join(dir, 'postfwd-cache.sock')}`,
-          '--pidfile',
-          join(dir, 'postfwd.pid'),
-          // Enough children for 50 persistent connections (one per connection in Net::Server::PreFork).
-          '--min_servers',
-          String(CONNECTIONS + 5),
-          '--max_servers',
-          String(CONNECTIONS + 10),
-          '--min_spare_servers',
-          '5',
-          '--max_spare_servers',
-          String(CONNECTIONS + 10),
-          '--cache',
-          '0',
+          ...['-f', rules, '-u', 'root', '-g', 'root', '--perfmon', '--cache', '0'],
+          ...[
+            '--server_socket',
+            `tcp:127.0.0.1:${pPort}`,
+            '--cache_socket',
+            `unix::${join(dir, 'postfwd-cache.sock')}`,
+          ],
+          ...[
+            '--pidfile',
+            pidFile,
+            '--min_servers',
+            String(CONNECTIONS + 5),
+            '--max_servers',
+            String(CONNECTIONS + 10),
+          ],
         ],
         { stdio: ['ignore', 'ignore', 'inherit'] },
       );
-      children.push(postfwd);
-      await waitForPort(pPort);
-      results.push(await replay('postfwd2', pPort, streams));
-      await stop(postfwd);
+      await new Promise((r) => postfwd.once('exit', r));
+      try {
+        await waitForPort(pPort);
+        results.push(await replay('postfwd2', pPort, streams));
+      } catch (err) {
+        process.stderr.write(`postfwd2 did not serve on 127.0.0.1:${pPort}: ${(err as Error).message}\n`);
+      } finally {
+        if (existsSync(pidFile)) {
+          // The master's process group holds its server children and cache daemon.
+          const pid = Number(readFileSync(pidFile, 'utf8').trim());
+          if (pid > 0)
+            for (const target of [-pid, pid])
+              try {
+                process.kill(target, 'SIGTERM');
+              } catch {}
+        }
+      }
     }
 
-    process.stdout.write(`\n${CONNECTIONS} connections, ${streams[0]!.length} requests each (RCPT, Postfix 3.7 attributes)\n`);
+    process.stdout.write(
+      `\n${CONNECTIONS} connections, ${streams[0]!.length} requests each (RCPT, Postfix 3.7 attributes)\n`,
+    );
     for (const r of results) print(r);
     const [f, p] = results;
     if (f && p) {
       process.stdout.write(
-        `\nfreight/postfwd throughput: ${((f.decisions / f.seconds) / (p.decisions / p.seconds)).toFixed(1)}×` +
+        `\nfreight/postfwd throughput: ${(f.decisions / f.seconds / (p.decisions / p.seconds)).toFixed(1)}×` +
           `  (goal ≥ 5×; freight p99 ${f.p99.toFixed(3)} ms, goal < 2 ms)\n`,
       );
     }

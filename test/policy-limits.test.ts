@@ -7,7 +7,12 @@ import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { isFreightError } from '../sidecar/common/errors.js';
 import { loadConfig } from '../sidecar/config/load.js';
-import { PolicyDecider, type StoreHealth, type SuppressionCheck, Transaction } from '../sidecar/policy/decide.js';
+import {
+  PolicyDecider,
+  type StoreHealth,
+  type SuppressionCheck,
+  Transaction,
+} from '../sidecar/policy/decide.js';
 import { Limiter } from '../sidecar/policy/limiter.js';
 import { buildPolicySettings, type PolicySettings } from '../sidecar/policy/limits-config.js';
 import { emptyRequest, type PolicyRequest } from '../sidecar/policy/request.js';
@@ -35,7 +40,14 @@ function harness(text: string, opts: { suppression?: SuppressionCheck; health?: 
   const records: AcctRecord[] = [];
   const health: StoreHealth = { counters: true, suppression: true, ...opts.health };
   const limiter = new Limiter(settings.limits);
-  const decider = new PolicyDecider(settings, limiter, opts.suppression ?? null, health, (r) => records.push(r), () => now);
+  const decider = new PolicyDecider(
+    settings,
+    limiter,
+    opts.suppression ?? null,
+    health,
+    (r) => records.push(r),
+    () => now,
+  );
   return {
     decider,
     limiter,
@@ -57,7 +69,8 @@ const PER_SENDER = `
 test('a sender over its limit is deferred with 4.7.1 naming the limit; other senders pass', () => {
   const h = harness(PER_SENDER);
   const txn = new Transaction();
-  for (let i = 0; i < 3; i++) assert.equal(h.ask({ sender: 'a@x.com', recipient: `r${i}@y.com`, instance: '1' }, txn), 'DUNNO');
+  for (let i = 0; i < 3; i++)
+    assert.equal(h.ask({ sender: 'a@x.com', recipient: `r${i}@y.com`, instance: '1' }, txn), 'DUNNO');
   const reply = h.ask({ sender: 'A@x.com', recipient: 'r4@y.com', instance: '1' }, txn);
   assert.match(reply, /^DEFER_IF_PERMIT 4\.7\.1 .*per-sender.*a@x\.com.*3\/m/);
   assert.equal(h.ask({ sender: 'b@x.com', recipient: 'r@y.com', instance: '2' }), 'DUNNO');
@@ -126,16 +139,31 @@ test('combined keys and client networks: sender domain × recipient domain, clie
   text "5.7.1 network {key} over {rate}"
 </policy-limit>
 `);
-  assert.equal(h.ask({ sender: 'a@s.com', recipient: 'x@gmail.com', client_address: '10.0.0.1', instance: '1' }), 'DUNNO');
-  assert.match(h.ask({ sender: 'b@s.com', recipient: 'y@gmail.com', client_address: '10.0.1.1', instance: '2' }), /dom-pair.*s\.com,gmail\.com/);
-  assert.equal(h.ask({ sender: 'a@s.com', recipient: 'x@yahoo.com', client_address: '10.0.0.2', instance: '3' }), 'DUNNO');
-  assert.equal(h.ask({ sender: 'c@t.com', recipient: 'x@yahoo.com', client_address: '10.0.0.3', instance: '4' }), 'DUNNO');
+  assert.equal(
+    h.ask({ sender: 'a@s.com', recipient: 'x@gmail.com', client_address: '10.0.0.1', instance: '1' }),
+    'DUNNO',
+  );
+  assert.match(
+    h.ask({ sender: 'b@s.com', recipient: 'y@gmail.com', client_address: '10.0.1.1', instance: '2' }),
+    /dom-pair.*s\.com,gmail\.com/,
+  );
+  assert.equal(
+    h.ask({ sender: 'a@s.com', recipient: 'x@yahoo.com', client_address: '10.0.0.2', instance: '3' }),
+    'DUNNO',
+  );
+  assert.equal(
+    h.ask({ sender: 'c@t.com', recipient: 'x@yahoo.com', client_address: '10.0.0.3', instance: '4' }),
+    'DUNNO',
+  );
   assert.equal(
     h.ask({ sender: 'd@u.com', recipient: 'x@yahoo.com', client_address: '10.0.0.200', instance: '5' }),
     'REJECT 5.7.1 network 10.0.0.0/24 over 3/m',
   );
   // The refused request was not counted by the other limit.
-  assert.equal(h.ask({ sender: 'd@u.com', recipient: 'x@yahoo.com', client_address: '10.9.0.1', instance: '6' }), 'DUNNO');
+  assert.equal(
+    h.ask({ sender: 'd@u.com', recipient: 'x@yahoo.com', client_address: '10.9.0.1', instance: '6' }),
+    'DUNNO',
+  );
 });
 
 test('recipients of a transaction that ends before DATA are taken back once the connection shows DATA requests', () => {
@@ -149,7 +177,10 @@ test('recipients of a transaction that ends before DATA are taken back once the 
   // First message: 2 recipients, reaches END-OF-MESSAGE (so this connection is known to ask at end of data).
   h.ask({ sender: 'a@x.com', instance: 'i1' }, txn);
   h.ask({ sender: 'a@x.com', instance: 'i1' }, txn);
-  h.decider.decide(rcpt({ protocol_state: 'END-OF-MESSAGE', sender: 'a@x.com', instance: 'i1', recipient_count: '2' }), txn);
+  h.decider.decide(
+    rcpt({ protocol_state: 'END-OF-MESSAGE', sender: 'a@x.com', instance: 'i1', recipient_count: '2' }),
+    txn,
+  );
   // Second transaction: 1 recipient, then RSET/QUIT — the next request has another instance.
   assert.equal(h.ask({ sender: 'a@x.com', instance: 'i2' }, txn), 'DUNNO');
   assert.equal(h.ask({ sender: 'a@x.com', instance: 'i3' }, txn), 'DUNNO', 'i2 was taken back, 3 counted');
@@ -195,7 +226,13 @@ test('messages count once per message at RCPT; bytes and recipient_count count a
   assert.match(h.ask({ sender: 'a@x.com', instance: 'm3' }, t), /msgs/);
   const eom = (size: number, count: number, inst: string) =>
     h.decider.decide(
-      rcpt({ protocol_state: 'END-OF-MESSAGE', sasl_username: 'u', instance: inst, size: String(size), recipient_count: String(count) }),
+      rcpt({
+        protocol_state: 'END-OF-MESSAGE',
+        sasl_username: 'u',
+        instance: inst,
+        size: String(size),
+        recipient_count: String(count),
+      }),
       new Transaction(),
     );
   assert.equal(eom(600, 2, 'e1'), 'DUNNO');
@@ -234,7 +271,10 @@ test('a suppressed recipient is rejected 5.1.1 at RCPT (real suppression list), 
     list.add({ address: 'Gone@Example.com', reason: 'bad-mailbox', source: 'bounce' });
     list.add({ domain: 'dead.example', reason: 'bad-domain', source: 'manual' });
     const h = harness(PER_SENDER, { suppression: { check: (a) => list.check(a) !== undefined } });
-    assert.equal(h.ask({ sender: 'a@x.com', recipient: 'gone@example.com' }), 'REJECT 5.1.1 <gone@example.com>: recipient address suppressed');
+    assert.equal(
+      h.ask({ sender: 'a@x.com', recipient: 'gone@example.com' }),
+      'REJECT 5.1.1 <gone@example.com>: recipient address suppressed',
+    );
     assert.match(h.ask({ sender: 'a@x.com', recipient: 'x@mx.dead.example' }), /^REJECT 5\.1\.1/);
     assert.equal(h.ask({ sender: 'a@x.com', recipient: 'ok@example.com' }), 'DUNNO');
     assert.equal(h.records[0]!.queue, 'policy/suppression');
@@ -266,7 +306,10 @@ test('invalid policy blocks are refused with file:line reasons', () => {
     ['<policy-limit a>\n  rate 1/m\n</policy-limit>\n', /needs a key/],
     ['<policy-limit a>\n  key color\n  rate 1/m\n</policy-limit>\n', /:2: unknown key 'color'/],
     ['<policy-limit a>\n  key sender\n</policy-limit>\n', /needs at least one rate/],
-    ['<policy-limit a>\n  key sender\n  rate 1/m\n  count bytes\n  count-at rcpt\n</policy-limit>\n', /end-of-message/],
+    [
+      '<policy-limit a>\n  key sender\n  rate 1/m\n  count bytes\n  count-at rcpt\n</policy-limit>\n',
+      /end-of-message/,
+    ],
     ['<policy-limit a>\n  key sender\n  rate 1/m\n  action ACCEPT\n</policy-limit>\n', /:4: action must be/],
     ['<policy-limit a>\n  key sender/24\n  rate 1/m\n</policy-limit>\n', /only client_address/],
   ];

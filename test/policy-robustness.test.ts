@@ -11,7 +11,8 @@ import { PolicyClient } from '../sidecar/policy/client.js';
 import { type PolicyDaemon, startPolicyDaemon } from '../sidecar/policy/daemon.js';
 import { freePort } from './world/ports.js';
 
-const REQ = 'request=smtpd_access_policy\nprotocol_state=RCPT\nsender=a@x.com\nrecipient=b@y.com\ninstance=1\n\n';
+const REQ =
+  'request=smtpd_access_policy\nprotocol_state=RCPT\nsender=a@x.com\nrecipient=b@y.com\ninstance=1\n\n';
 let dir: string;
 let daemon: PolicyDaemon;
 let port: number;
@@ -52,7 +53,10 @@ after(async () => {
 });
 
 /** Connect, send, collect what the server writes until it closes (or `ms` passes). */
-function exchange(data: string | Buffer, opts: { halfClose?: boolean; ms?: number } = {}): Promise<{ text: string; closedByServer: boolean }> {
+function exchange(
+  data: string | Buffer,
+  opts: { halfClose?: boolean; ms?: number } = {},
+): Promise<{ text: string; closedByServer: boolean }> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
     let text = '';
@@ -126,7 +130,9 @@ test('binary garbage: disconnected with a warning', async () => {
   const garbage = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256));
   const { closedByServer } = await exchange(Buffer.concat([garbage, Buffer.from('\n\n')]));
   assert.ok(closedByServer);
-  assert.ok(logs.some((l) => /disconnecting policy client: (line \d+ is not name=value|line longer)/.test(l)));
+  assert.ok(
+    logs.some((l) => /disconnecting policy client: (line \d+ is not name=value|line longer)/.test(l)),
+  );
   await stillServing();
 });
 
@@ -150,11 +156,22 @@ test('a client that never reads its replies is cut off; others are unaffected', 
   let open = true;
   void closed.then(() => (open = false));
   for (let i = 0; i < 400 && open; i++) {
-    if (!s.write(chunk)) await Promise.race([new Promise((r) => s.once('drain', r)), closed, new Promise((r) => setTimeout(r, 50))]);
+    if (!s.write(chunk))
+      await Promise.race([
+        new Promise((r) => s.once('drain', r)),
+        closed,
+        new Promise((r) => setTimeout(r, 50)),
+      ]);
   }
   await stillServing();
-  await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('server kept a non-reading client')), 10_000))]);
-  assert.ok(logs.some((l) => /client does not read its replies/.test(l)), logs.slice(-5).join(''));
+  await Promise.race([
+    closed,
+    new Promise((_, rej) => setTimeout(() => rej(new Error('server kept a non-reading client')), 10_000)),
+  ]);
+  assert.ok(
+    logs.some((l) => /client does not read its replies/.test(l)),
+    logs.slice(-5).join(''),
+  );
 });
 
 test('5,000 concurrent connections are all served', async (t) => {
@@ -166,7 +183,11 @@ test('5,000 concurrent connections are all served', async (t) => {
   }
   const clients: PolicyClient[] = [];
   for (let i = 0; i < 5000; i += 250) {
-    clients.push(...(await Promise.all(Array.from({ length: 250 }, () => PolicyClient.connect({ host: '127.0.0.1', port })))));
+    clients.push(
+      ...(await Promise.all(
+        Array.from({ length: 250 }, () => PolicyClient.connect({ host: '127.0.0.1', port })),
+      )),
+    );
   }
   const replies = await Promise.all(clients.map((c) => c.askRaw(REQ)));
   assert.equal(replies.filter((r) => r === 'DUNNO').length, 5000);

@@ -16,4 +16,12 @@ export const COMMAND_MODULES: CommandModule[] = [
   { names: ['ramp', 'ramp set', 'ramp show', 'ramp render'], load: () => import('../ramp/cli.js') },
   { names: ['policy', 'policy stats'], load: () => import('../policy/cli.js') },
   { names: ['api'], load: () => import('../api/cli.js') },
+  { names: ['engine', 'show', 'pause', 'resume', 'schedule'], load: () => import('../engine/cli.js') },
+  { names: ['tailer', 'acct import'], load: () => import('../tailer/cli.js') },
+  { names: ['acct summary', 'acct list', 'acct export', 'acct trail'], load: () => import('../acct/cli.js') },
+  { names: ['classify'], load: () => import('../classify/cli.js') },
+  {
+    names: ['suppress add', 'suppress remove', 'suppress list', 'suppress check'],
+    load: () => import('../suppress/cli.js'),
+  },
 ];

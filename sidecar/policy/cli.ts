@@ -46,7 +46,9 @@ function printStats(s: PolicyStats): void {
       `  store-unavailable ${d.storeUnavailable}  connections ${s.connections.open}` +
       `  stores: counters ${s.stores.counters ? 'ok' : 'DOWN'}, suppression ${s.stores.suppression ? 'ok' : 'DOWN'}\n\n`,
   );
-  process.stdout.write(s.limits.length === 0 ? 'no <policy-limit> blocks configured\n' : formatTable(s.limits));
+  process.stdout.write(
+    s.limits.length === 0 ? 'no <policy-limit> blocks configured\n' : formatTable(s.limits),
+  );
   const rows = (list: PolicyStats['counters']) =>
     list.map((k) => ({
       limit: k.limit,
@@ -56,8 +58,10 @@ function printStats(s: PolicyStats): void {
       rejected: k.rejected,
       lastRejected: when(k.lastRejectedAt),
     }));
-  if (s.mostLimited.length > 0) process.stdout.write(`\nmost limited keys\n${formatTable(rows(s.mostLimited))}`);
-  if (s.counters.length > 0) process.stdout.write(`\ncounters (fullest first)\n${formatTable(rows(s.counters))}`);
+  if (s.mostLimited.length > 0)
+    process.stdout.write(`\nmost limited keys\n${formatTable(rows(s.mostLimited))}`);
+  if (s.counters.length > 0)
+    process.stdout.write(`\ncounters (fullest first)\n${formatTable(rows(s.counters))}`);
 }
 
 const stats: Command = {

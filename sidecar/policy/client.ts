@@ -32,7 +32,9 @@ export class PolicyClient {
       w?.reject(err);
     };
     socket.on('error', fail);
-    socket.on('close', () => fail(new FreightError('POLICY_CLIENT_CLOSED', 'policy server closed the connection')));
+    socket.on('close', () =>
+      fail(new FreightError('POLICY_CLIENT_CLOSED', 'policy server closed the connection')),
+    );
   }
 
   static connect(target: PolicyTarget): Promise<PolicyClient> {

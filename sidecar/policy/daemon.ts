@@ -95,7 +95,8 @@ export async function startPolicyDaemon(
       },
       onHealth: (_store, ok) => {
         health.counters = ok;
-        if (!ok) log.warn('counter store unavailable; limits with store-failure closed defer until it is back');
+        if (!ok)
+          log.warn('counter store unavailable; limits with store-failure closed defer until it is back');
       },
     },
     log,
@@ -111,11 +112,19 @@ export async function startPolicyDaemon(
   let decider = makeDecider();
   const server = new PolicyServer((req, txn) => decider.decide(req, txn), log, opts.server);
 
-  const address = await server.listenTcp(config.global.policyListener.host, config.global.policyListener.port);
+  const address = await server.listenTcp(
+    config.global.policyListener.host,
+    config.global.policyListener.port,
+  );
   if (config.global.policySocket) await server.listenUnix(config.global.policySocket);
 
   const stats = () =>
-    collectStats(limiter, { startedAt, stores: health, decisions: decider.totals, connections: server.counters });
+    collectStats(limiter, {
+      startedAt,
+      stores: health,
+      decisions: decider.totals,
+      connections: server.counters,
+    });
   mkdirSync(config.global.runDir, { recursive: true });
   const statsServer = await serveStats(statsSocketPath(config.global.runDir), stats).catch((err) => {
     log.warn('stats socket unavailable; freight policy stats will not work', { error: errorMessage(err) });

@@ -4,9 +4,9 @@
  * refused by one limit does not use up another. Everything here is memory-only and synchronous.
  */
 import type { AcctRecord } from '../acct/record.js';
-import { describeWindows, type PolicyLimit, type PolicySettings } from './limits-config.js';
 import { limitKey } from './limit-key.js';
 import { addTo, type KeyCounters, type Limiter, overflowingWindow, removeFrom } from './limiter.js';
+import { describeWindows, type PolicyLimit, type PolicySettings } from './limits-config.js';
 import { addressDomain, type PolicyRequest } from './request.js';
 
 export interface SuppressionCheck {
@@ -79,11 +79,23 @@ export class PolicyDecider {
       if (!this.health.suppression || !this.suppression) {
         if (sup.storeFailure === 'closed') {
           this.totals.storeUnavailable++;
-          return this.reject(req, TEMPORARY_UNAVAILABLE, '4.3.0 Suppression list temporarily unavailable', 'suppression', now);
+          return this.reject(
+            req,
+            TEMPORARY_UNAVAILABLE,
+            '4.3.0 Suppression list temporarily unavailable',
+            'suppression',
+            now,
+          );
         }
       } else if (this.suppression.check(req.recipient)) {
         this.totals.suppressed++;
-        return this.reject(req, sup.action, sup.text.replaceAll('{recipient}', req.recipient), 'suppression', now);
+        return this.reject(
+          req,
+          sup.action,
+          sup.text.replaceAll('{recipient}', req.recipient),
+          'suppression',
+          now,
+        );
       }
     }
 

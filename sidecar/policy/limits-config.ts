@@ -22,8 +22,12 @@ import type { ExtensionBlock, FreightConfig, Origin, Rate } from '../config/mode
 import type { DirectiveSpec } from '../config/schema.js';
 import { formatRate } from '../config/units.js';
 
-const d = (name: string, kind: DirectiveSpec['kind'], description: string, extra: Partial<DirectiveSpec> = {}) =>
-  ({ name, kind, description, ...extra }) as DirectiveSpec;
+const d = (
+  name: string,
+  kind: DirectiveSpec['kind'],
+  description: string,
+  extra: Partial<DirectiveSpec> = {},
+) => ({ name, kind, description, ...extra }) as DirectiveSpec;
 
 const RATE = d('rate', 'rate', 'a window: count/period, e.g. 100/m; repeat for several windows', {
   repeatable: true,
@@ -52,7 +56,9 @@ export const POLICY_LIMIT_BLOCK: BlockSpec = {
     ACTION,
     TEXT,
     d('store-failure', 'string', 'open | closed: what to do while the counter store is unavailable'),
-    d('ipv6-prefix', 'int', 'prefix length grouping IPv6 client addresses for client_address/N keys', { min: 1 }),
+    d('ipv6-prefix', 'int', 'prefix length grouping IPv6 client addresses for client_address/N keys', {
+      min: 1,
+    }),
   ],
 };
 
@@ -143,7 +149,8 @@ const ACTION_RE = /^(DEFER_IF_PERMIT|DEFER_IF_REJECT|DEFER|REJECT|[45]\d\d)$/;
 
 function defaultText(action: string, what: 'limit' | 'suppressed'): string {
   const permanent = action === 'REJECT' || action.startsWith('5');
-  if (what === 'suppressed') return `${permanent ? '5' : '4'}.1.1 <{recipient}>: recipient address suppressed`;
+  if (what === 'suppressed')
+    return `${permanent ? '5' : '4'}.1.1 <{recipient}>: recipient address suppressed`;
   return `${permanent ? '5' : '4'}.7.1 Rate limit {limit} exceeded for {key} ({rate})`;
 }
 
@@ -200,7 +207,9 @@ export function buildPolicySettings(config: Pick<FreightConfig, 'extensions'>): 
     for (const raw of keyValue.value) {
       const m = /^([a-z_]+)(?:\/(\d+))?$/.exec(raw.toLowerCase());
       if (!m || !KEY_ATTRIBUTES.has(m[1]!)) {
-        errors.push(`${where(keyValue.origin)}: unknown key '${raw}' (use ${[...KEY_ATTRIBUTES].join(', ')})`);
+        errors.push(
+          `${where(keyValue.origin)}: unknown key '${raw}' (use ${[...KEY_ATTRIBUTES].join(', ')})`,
+        );
         continue;
       }
       const prefix = m[2] === undefined ? null : Number(m[2]);
@@ -231,12 +240,16 @@ export function buildPolicySettings(config: Pick<FreightConfig, 'extensions'>): 
     if (count === 'bytes' && countAt !== 'END-OF-MESSAGE') {
       errors.push(`${at}: bytes are known only at end-of-message (count-at end-of-message)`);
     }
-    if (countAt !== 'RCPT' && key.some((k) => k.attribute === 'recipient' || k.attribute === 'recipient_domain')) {
+    if (
+      countAt !== 'RCPT' &&
+      key.some((k) => k.attribute === 'recipient' || k.attribute === 'recipient_domain')
+    ) {
       errors.push(`${at}: a recipient key needs count-at rcpt (a message may have many recipients)`);
     }
 
     const windows = readWindows(block.values);
-    if (windows.length === 0) errors.push(`${at}: <policy-limit ${name}> needs at least one rate (e.g. rate 100/m)`);
+    if (windows.length === 0)
+      errors.push(`${at}: <policy-limit ${name}> needs at least one rate (e.g. rate 100/m)`);
     const reply = readReply(block.values, null, block.origin);
     const sf = (first<string>(block.values, 'store-failure')?.value ?? 'open').toLowerCase();
     if (sf !== 'open' && sf !== 'closed') errors.push(`${at}: store-failure must be open or closed`);
@@ -246,9 +259,12 @@ export function buildPolicySettings(config: Pick<FreightConfig, 'extensions'>): 
       if (child.kind !== 'policy-override' || child.name === null) continue;
       const keyName = child.name.toLowerCase().replace(/\s*,\s*/g, ',');
       const childReply = reply ? readReply(child.values, reply, child.origin) : null;
-      if (overrides.has(keyName)) errors.push(`${where(child.origin)}: duplicate <policy-override ${child.name}>`);
+      if (overrides.has(keyName))
+        errors.push(`${where(child.origin)}: duplicate <policy-override ${child.name}>`);
       if (!child.values.has('rate') && !child.values.has('action') && !child.values.has('text')) {
-        errors.push(`${where(child.origin)}: <policy-override ${child.name}> changes nothing (add rate lines)`);
+        errors.push(
+          `${where(child.origin)}: <policy-override ${child.name}> changes nothing (add rate lines)`,
+        );
       }
       if (childReply) {
         overrides.set(keyName, {
@@ -274,7 +290,8 @@ export function buildPolicySettings(config: Pick<FreightConfig, 'extensions'>): 
 
   const pv = policyBlock?.values ?? new Map();
   const supAction = (first<string>(pv, 'suppression-action')?.value ?? 'REJECT').toUpperCase();
-  if (!ACTION_RE.test(supAction)) errors.push(`${where(policyBlock!.origin)}: suppression-action is not an action`);
+  if (!ACTION_RE.test(supAction))
+    errors.push(`${where(policyBlock!.origin)}: suppression-action is not an action`);
   const supFailure = (first<string>(pv, 'suppression-store-failure')?.value ?? 'open').toLowerCase();
   if (supFailure !== 'open' && supFailure !== 'closed') {
     errors.push(`${where(policyBlock!.origin)}: suppression-store-failure must be open or closed`);

@@ -50,7 +50,9 @@ function openCounters(): void {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(SCHEMA);
-    const rows = db.prepare('SELECT limitName, key, rejected, lastRejectedAt, windows FROM policy_counters').all() as Array<{
+    const rows = db
+      .prepare('SELECT limitName, key, rejected, lastRejectedAt, windows FROM policy_counters')
+      .all() as Array<{
       limitName: string;
       key: string;
       rejected: number;
@@ -65,7 +67,8 @@ function openCounters(): void {
     const del = db.prepare('DELETE FROM policy_counters WHERE limitName = ? AND key = ?');
     const save = db.transaction((ups: KeySnapshot[], dels: Array<{ limit: string; key: string }>) => {
       const at = Date.now();
-      for (const s of ups) upsert.run(s.limit, s.key, s.rejected, s.lastRejectedAt, JSON.stringify(s.windows), at);
+      for (const s of ups)
+        upsert.run(s.limit, s.key, s.rejected, s.lastRejectedAt, JSON.stringify(s.windows), at);
       for (const d of dels) del.run(d.limit, d.key);
     });
     counters = { db, save: (u, d) => save.immediate(u, d) };
@@ -174,7 +177,9 @@ const retry = setInterval(() => {
   if (!acct) openAcct();
   writeRecords();
   if (droppedRecords > 0) {
-    log.warn('rejection records dropped: accounting database unavailable too long', { dropped: droppedRecords });
+    log.warn('rejection records dropped: accounting database unavailable too long', {
+      dropped: droppedRecords,
+    });
     droppedRecords = 0;
   }
 }, 2000);

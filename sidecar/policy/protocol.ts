@@ -100,7 +100,10 @@ export class PolicyReader {
     for (;;) {
       // Empty lines between requests carry nothing; skip them rather than treat them as empty requests.
       let lead = 0;
-      while (lead < this.buf.length && (this.buf.charCodeAt(lead) === 10 || this.buf.charCodeAt(lead) === 13)) {
+      while (
+        lead < this.buf.length &&
+        (this.buf.charCodeAt(lead) === 10 || this.buf.charCodeAt(lead) === 13)
+      ) {
         lead++;
       }
       if (lead > 0) {
@@ -152,9 +155,15 @@ export class PolicyReader {
   private checkBounds(): boolean {
     const b = this.buf;
     if (b.length > this.limits.maxRequestLength) {
-      this.failed = { code: 'REQUEST_TOO_LARGE', message: `request longer than ${this.limits.maxRequestLength} characters` };
+      this.failed = {
+        code: 'REQUEST_TOO_LARGE',
+        message: `request longer than ${this.limits.maxRequestLength} characters`,
+      };
     } else if (b.length - (b.lastIndexOf('\n') + 1) > this.limits.maxLineLength) {
-      this.failed = { code: 'LINE_TOO_LONG', message: `line longer than ${this.limits.maxLineLength} characters` };
+      this.failed = {
+        code: 'LINE_TOO_LONG',
+        message: `line longer than ${this.limits.maxLineLength} characters`,
+      };
     }
     if (this.failed) {
       this.buf = '';

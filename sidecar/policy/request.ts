@@ -95,7 +95,16 @@ export function emptyRequest(): PolicyRequest {
 }
 
 /** SMTP protocol stages at which smtpd asks (`protocol_state`). */
-export type ProtocolState = 'CONNECT' | 'EHLO' | 'HELO' | 'MAIL' | 'RCPT' | 'DATA' | 'END-OF-MESSAGE' | 'VRFY' | 'ETRN';
+export type ProtocolState =
+  | 'CONNECT'
+  | 'EHLO'
+  | 'HELO'
+  | 'MAIL'
+  | 'RCPT'
+  | 'DATA'
+  | 'END-OF-MESSAGE'
+  | 'VRFY'
+  | 'ETRN';
 
 /** Lower-cased domain of an address ('' for the null sender or a bare local part). */
 export function addressDomain(address: string): string {

@@ -4,12 +4,18 @@
  * A client that breaks the protocol, stalls mid-request or stops reading its replies is disconnected
  * with a warning; nothing it does reaches other connections.
  */
-import { existsSync, chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
-import { FreightError, errorMessage } from '../common/errors.js';
+import { errorMessage, FreightError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { Transaction } from './decide.js';
-import { DEFAULT_READER_LIMITS, encodeReply, parseRequestBlock, PolicyReader, type ReaderLimits } from './protocol.js';
+import {
+  DEFAULT_READER_LIMITS,
+  encodeReply,
+  PolicyReader,
+  parseRequestBlock,
+  type ReaderLimits,
+} from './protocol.js';
 import type { PolicyRequest } from './request.js';
 
 export interface PolicyServerOptions {
@@ -51,7 +57,13 @@ function throttledWarn(log: Logger, perSecond = 20): (msg: string, fields: Recor
 }
 
 export class PolicyServer {
-  readonly counters: ServerCounters = { open: 0, accepted: 0, requests: 0, protocolErrors: 0, unknownAttributes: 0 };
+  readonly counters: ServerCounters = {
+    open: 0,
+    accepted: 0,
+    requests: 0,
+    protocolErrors: 0,
+    unknownAttributes: 0,
+  };
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly limits: ReaderLimits;
@@ -146,7 +158,10 @@ export class PolicyServer {
       const req = parsed.value.request;
       if (req.request !== 'smtpd_access_policy') {
         // Still a well-framed request: answer it (no opinion) so the client does not hang.
-        this.warn('policy request without request=smtpd_access_policy', { client: peer, request: req.request });
+        this.warn('policy request without request=smtpd_access_policy', {
+          client: peer,
+          request: req.request,
+        });
         return encodeReply('DUNNO');
       }
       return encodeReply(this.handler(req, txn));
@@ -202,7 +217,9 @@ export class PolicyServer {
       }
       if (!socket.destroyed) socket.end();
     });
-    socket.on('error', (err) => this.log.debug('policy client connection error', { client: peer, error: err.message }));
+    socket.on('error', (err) =>
+      this.log.debug('policy client connection error', { client: peer, error: err.message }),
+    );
     socket.on('close', () => {
       if (requestTimer) clearTimeout(requestTimer);
       if (stallTimer) clearTimeout(stallTimer);

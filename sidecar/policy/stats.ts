@@ -5,7 +5,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { FreightError, errorMessage } from '../common/errors.js';
+import { errorMessage, FreightError } from '../common/errors.js';
 import { formatRate } from '../config/units.js';
 import type { DecisionTotals, StoreHealth } from './decide.js';
 import type { KeyCounters, Limiter } from './limiter.js';
@@ -35,7 +35,15 @@ export interface PolicyStats {
   stores: StoreHealth;
   decisions: DecisionTotals;
   connections: ServerCounters;
-  limits: Array<{ name: string; key: string; count: string; countAt: string; rates: string; keys: number; action: string }>;
+  limits: Array<{
+    name: string;
+    key: string;
+    count: string;
+    countAt: string;
+    rates: string;
+    keys: number;
+    action: string;
+  }>;
   /** The fullest keys first. */
   counters: KeyStats[];
   /** Keys with the most refusals first (only keys refused at least once). */
@@ -121,7 +129,10 @@ export function fetchStats(runDir: string, timeoutMs = 5000): Promise<PolicyStat
     socket.on('data', (d: string) => (text += d));
     socket.on('error', (err) =>
       reject(
-        new FreightError('POLICY_NOT_RUNNING', `freight policy is not running (${path}: ${errorMessage(err)})`),
+        new FreightError(
+          'POLICY_NOT_RUNNING',
+          `freight policy is not running (${path}: ${errorMessage(err)})`,
+        ),
       ),
     );
     socket.on('end', () => {

@@ -13,7 +13,7 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Logger } from '../common/log.js';
 import type { FilePosition } from './offset-store.js';
-import { type ByteSource, FP_MAX, findRotated, fpHash, fpLength, gzipSource, isGzip } from './rotated.js';
+import { type ByteSource, FP_MAX, findRotated, fpHash, fpLength, gzipSource, isGzip, nextRotated } from './rotated.js';
 
 export interface Chunk {
   /** Complete lines, `\n`-separated (the last newline removed). */
@@ -35,8 +35,10 @@ interface Current {
   /** Plain file being followed (live or rotated); null while reading a .gz. */
   fh: FileHandle | null;
   gz: ByteSource | null;
-  /** A rotated predecessor: at its end, continue with the live file from its start. */
+  /** A rotated predecessor: at its end, continue with the next rotated file or the live file. */
   predecessor: boolean;
+  /** mtime of a .gz (fixed); plain files are stat'ed when finished. */
+  mtimeMs: number;
 }
 
 export class LogFollower {
@@ -127,7 +129,7 @@ export class LogFollower {
     try {
       const fh = await open(this.path, 'r');
       const st = await fh.stat();
-      this.cur = { path: this.path, ino: st.ino, fh, gz: null, predecessor: false };
+      this.cur = { path: this.path, ino: st.ino, fh, gz: null, predecessor: false, mtimeMs: 0 };
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -143,11 +145,28 @@ export class LogFollower {
     this.fpHash = pos.fpHash;
     if (isGzip(file)) {
       const gz = await gzipSource(file, pos.offset);
-      this.cur = { path: file, ino: gz.ino, fh: null, gz, predecessor: true };
+      const st = await stat(file);
+      this.cur = { path: file, ino: gz.ino, fh: null, gz, predecessor: true, mtimeMs: st.mtimeMs };
     } else {
       const fh = await open(file, 'r');
       const st = await fh.stat();
-      this.cur = { path: file, ino: st.ino, fh, gz: null, predecessor: true };
+      this.cur = { path: file, ino: st.ino, fh, gz: null, predecessor: true, mtimeMs: 0 };
+    }
+  }
+
+  /**
+   * A file is finished for good: continue with the rotated file written after it (several rotations
+   * may have happened while the tailer was down or behind), else with the live file from its start.
+   */
+  private async advance(): Promise<void> {
+    const c = this.cur!;
+    const mtime = c.fh ? (await c.fh.stat()).mtimeMs : c.mtimeMs;
+    const next = await nextRotated(this.path, mtime, this.fpLen > 0 ? { fpLen: this.fpLen, fpHash: this.fpHash } : null);
+    if (next) {
+      this.log.info('reading the next rotated log', { file: next });
+      await this.openPredecessor(next, { fpLen: 0, fpHash: '', offset: 0, ino: 0, path: next });
+    } else {
+      await this.openLive(0);
     }
   }
 
@@ -219,7 +238,7 @@ export class LogFollower {
           continue;
         }
         const tail = this.finishFile();
-        await this.openLive(0);
+        await this.advance();
         if (tail) return tail;
         continue;
       }
@@ -243,7 +262,7 @@ export class LogFollower {
       }
       if (c.predecessor) {
         const tail = this.finishFile();
-        await this.openLive(0);
+        await this.advance();
         if (tail) return tail;
         continue;
       }
@@ -254,7 +273,7 @@ export class LogFollower {
         if (now - Math.max(this.rotationSeenAt, this.lastDataAt) >= this.settleMs) {
           const tail = this.finishFile();
           this.log.info('log rotated; following the new file', { path: this.path });
-          await this.openLive(0);
+          await this.advance();
           if (tail) return tail;
           continue;
         }

@@ -143,3 +143,48 @@ export async function findRotated(path: string, fpLen: number, hash: string): Pr
   }
   return null;
 }
+
+/**
+ * The rotated sibling written next after a file last written at `afterMtimeMs`: the oldest one with a
+ * later mtime whose first line differs from `exclude` (a .gz of the same file keeps its mtime and first
+ * line, so it is never read twice). Null when the live file is next.
+ */
+export async function nextRotated(
+  path: string,
+  afterMtimeMs: number,
+  exclude: { fpLen: number; fpHash: string } | null,
+): Promise<string | null> {
+  const dir = dirname(path);
+  const base = basename(path);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return null;
+  }
+  const later: { file: string; mtime: number }[] = [];
+  for (const name of names) {
+    if (name === base || !name.startsWith(base)) continue;
+    const sep = name.charCodeAt(base.length);
+    if (sep !== 46 && sep !== 45) continue;
+    try {
+      const st = await stat(join(dir, name));
+      if (st.isFile() && st.mtimeMs > afterMtimeMs) later.push({ file: join(dir, name), mtime: st.mtimeMs });
+    } catch {
+      // Vanished (gzip replaced it): its .gz is in the list.
+    }
+  }
+  later.sort((a, b) => a.mtime - b.mtime);
+  for (const c of later) {
+    if (exclude && exclude.fpLen > 0) {
+      try {
+        const head = await headBytes(c.file, exclude.fpLen);
+        if (head.length === exclude.fpLen && fpHash(head) === exclude.fpHash) continue;
+      } catch {
+        continue;
+      }
+    }
+    return c.file;
+  }
+  return null;
+}

@@ -12,12 +12,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEngine } from './lib/engine-proc.js';
-import { runLoad, taggedMessage } from './lib/smtp-load.js';
 import { controlRequest } from '../sidecar/engine/control.js';
 import type { EngineStatusReport } from '../sidecar/engine/control-types.js';
 import { startDnsServer } from '../test/world/dns.js';
 import { addr, freePort, testSubnet } from '../test/world/ports.js';
+import { startEngine } from './lib/engine-proc.js';
+import { runLoad, taggedMessage } from './lib/smtp-load.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +41,9 @@ for (let d = 0; d < DOMAINS; d++) {
   dns.a(`mx.d${d}.bench`, [host]);
   // -c: count, 1000: backlog; replies 250 to everything and discards the mail.
   const asRoot = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-  sinks.push(spawn('/usr/sbin/smtp-sink', [...asRoot, '-c', `${host}:${sinkPort}`, '1000'], { stdio: 'ignore' }));
+  sinks.push(
+    spawn('/usr/sbin/smtp-sink', [...asRoot, '-c', `${host}:${sinkPort}`, '1000'], { stdio: 'ignore' }),
+  );
 }
 const port = await freePort();
 const conf = path.join(dir, 'freight.conf');
@@ -76,14 +78,16 @@ try {
     protocol: 'lmtp',
     connections: Number(values.connections),
     messages: MESSAGES,
-    message: (i) => taggedMessage(i, 'bench@app.test', [`user${i % 1000}@d${i % DOMAINS}.bench`], Number(values.size)),
+    message: (i) =>
+      taggedMessage(i, 'bench@app.test', [`user${i % 1000}@d${i % DOMAINS}.bench`], Number(values.size)),
   });
   const intakeMs = Date.now() - t0;
   const runDir = path.join(dir, 'run');
   let status: EngineStatusReport;
   for (;;) {
     status = (await controlRequest(runDir, { op: 'status' })) as EngineStatusReport;
-    if (status.delivery.delivered + status.delivery.bounced >= load.accepted || Date.now() - t0 > 300_000) break;
+    if (status.delivery.delivered + status.delivery.bounced >= load.accepted || Date.now() - t0 > 300_000)
+      break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const totalMs = Date.now() - t0;

@@ -57,7 +57,9 @@ const dns = await startDnsServer({ host: addr(net, 1) });
 const sinkPort = await freePort(sinkHost);
 dns.mx('engine.bench', [{ exchange: 'mx.engine.bench', priority: 10 }]);
 dns.a('mx.engine.bench', [sinkHost]);
-const sink = spawn('/usr/sbin/smtp-sink', ['-c', `${sinkHost}:${sinkPort}`, '1000'], { stdio: 'ignore' });
+// smtp-sink refuses to run as root without -u.
+const sinkUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+const sink = spawn('/usr/sbin/smtp-sink', [...sinkUser, `${sinkHost}:${sinkPort}`, '1000'], { stdio: 'ignore' });
 const postfix = await startTestPostfix({
   globals: { 'dns-server': dns.address, 'remote-smtp-port': String(sinkPort) },
   transports: [`native.bench smtp:[${sinkHost}]:${sinkPort}`],
@@ -71,6 +73,17 @@ const postfix = await startTestPostfix({
   ].join('\n'),
 });
 const engine = startEngine(postfix.configPath);
+// An interrupted run must not leave Postfix, the engine or the sink behind.
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  await engine.kill('SIGTERM');
+  await postfix.stop();
+  sink.kill('SIGTERM');
+  await dns.close();
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().then(() => process.exit(130)));
 try {
   await engine.waitFor(/engine started/);
   const enginePid = engine.child.pid as number;
@@ -114,8 +127,5 @@ try {
     ),
   );
 } finally {
-  await engine.kill('SIGTERM');
-  await postfix.stop();
-  sink.kill('SIGTERM');
-  await dns.close();
+  await cleanup();
 }

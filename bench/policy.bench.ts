@@ -214,7 +214,7 @@ async function main(): Promise<void> {
       },
     );
     children.push(freight);
-    await waitForPort(fPort);
+    await waitForPort(fPort, 60_000);
     const results = [await replay('freight policy', fPort, streams)];
     await stop(freight);
 
@@ -251,7 +251,7 @@ async function main(): Promise<void> {
       );
       await new Promise((r) => postfwd.once('exit', r));
       try {
-        await waitForPort(pPort);
+        await waitForPort(pPort, 120_000); // 55 Perl children take a while to fork
         results.push(await replay('postfwd2', pPort, streams));
       } catch (err) {
         process.stderr.write(`postfwd2 did not serve on 127.0.0.1:${pPort}: ${(err as Error).message}\n`);

@@ -47,7 +47,7 @@ function sample(
   return m ? Number(m.value) : null;
 }
 
-describe('freight api in front of a running engine', () => {
+describe('freight api in front of a running engine', { timeout: 240_000 }, () => {
   let dir: string;
   let dns: TestDns;
   let sink: Sink;
@@ -96,8 +96,9 @@ describe('freight api in front of a running engine', () => {
       ].join('\n'),
     );
     engine = startEngine(conf);
+    await engine.waitFor(/engine started/, 60_000);
     api = startFreight(['api', '--config', conf]);
-    await Promise.all([engine.waitFor(/engine started/), api.waitFor(/listening on http:/)]);
+    await api.waitFor(/listening on http:/, 60_000);
   });
 
   after(async () => {
@@ -140,12 +141,10 @@ describe('freight api in front of a running engine', () => {
     assert.equal(sample(fams, 'freight_engine_queued_recipients'), 3);
     assert.equal(sink.arrivals.length, 0, 'nothing delivered while paused');
 
-    const resume = await call('POST', `/queues/metrics.test/${encodeURIComponent(q.vmta)}/resume`, {
-      key: KEY,
-    });
+    const resume = await call('POST', '/queues/metrics.test/resume', { key: KEY, body: {} });
     assert.equal(resume.status, 200, resume.text);
     assert.deepEqual(resume.json.queues, [`metrics.test/${q.vmta}`]);
-    await sink.waitFor((s) => s.arrivals.length >= 3, 30_000, '3 arrivals after resume');
+    await sink.waitFor((s) => s.arrivals.length >= 3, 60_000, '3 arrivals after resume');
 
     const deadline = Date.now() + 10_000;
     do {
@@ -156,6 +155,13 @@ describe('freight api in front of a running engine', () => {
     assert.equal(sample(fams, 'freight_queue_delivered_total', labels), 3);
     assert.equal(sample(fams, 'freight_queue_depth', labels), 0);
     assert.equal(sample(fams, 'freight_queue_paused', labels), 0);
+
+    const vmtaPath = `/queues/metrics.test/${encodeURIComponent(q.vmta)}`;
+    assert.equal((await call('POST', `${vmtaPath}/pause`, { key: KEY })).status, 200);
+    assert.equal(sample(await metrics(), 'freight_queue_paused', labels), 1);
+    const r2 = await call('POST', '/queues/metrics.test/resume', { key: KEY, body: { vmta: q.vmta } });
+    assert.deepEqual(r2.json.queues, [`metrics.test/${q.vmta}`]);
+    assert.equal(sample(await metrics(), 'freight_queue_paused', labels), 0);
 
     const sched = await call('POST', '/domains/metrics.test/schedule', { key: KEY });
     assert.equal(sched.status, 200);

@@ -95,7 +95,7 @@ describe('engine crash safety', () => {
     assert.equal(
       load.accepted,
       MESSAGES,
-      `every message acknowledged eventually: ${JSON.stringify(load.replies.filter((r, i) => load.outcomes[i] !== 'accepted').slice(0, 3))}`,
+      `every message acknowledged eventually: ${JSON.stringify(load.replies.filter((_r, i) => load.outcomes[i] !== 'accepted').slice(0, 3))}`,
     );
 
     const seen = () => new Set(sink.arrivals.map((a) => a.headers['x-load-id']?.[0]));

@@ -132,7 +132,7 @@ after(async () => {
 });
 
 it('loses and duplicates nothing across SIGKILLs and every rotation style', {
-  timeout: 180_000,
+  timeout: 600_000,
 }, async () => {
   load = spawn(
     '/usr/sbin/smtp-source',

@@ -18,9 +18,14 @@ export interface EngineProc {
 }
 
 /** Run one engine CLI command (`show queues --json`, `pause queue D`) to completion. */
-export function runEngineCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runEngineCli(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

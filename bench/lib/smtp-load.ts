@@ -19,7 +19,12 @@ export class SmtpClient {
   private waiters: ((r: Reply | Error) => void)[] = [];
   private closedErr: Error | null = null;
 
-  static async open(host: string, port: number, timeoutMs = 30_000, localAddress?: string): Promise<SmtpClient> {
+  static async open(
+    host: string,
+    port: number,
+    timeoutMs = 30_000,
+    localAddress?: string,
+  ): Promise<SmtpClient> {
     const c = new SmtpClient();
     await new Promise<void>((resolve, reject) => {
       c.socket = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) }, () => resolve());
@@ -177,7 +182,13 @@ export interface LoadResult {
 }
 
 /** Standard test message: a small body tagged with `X-Load-Id: <i>`. */
-export function taggedMessage(i: number, from: string, to: string[], bodyBytes = 2000, extraHeaders = ''): TestMessage {
+export function taggedMessage(
+  i: number,
+  from: string,
+  to: string[],
+  bodyBytes = 2000,
+  extraHeaders = '',
+): TestMessage {
   const line = 'The quick brown fox jumps over the lazy dog 0123456789.\r\n';
   const body = line.repeat(Math.max(1, Math.ceil(bodyBytes / line.length)));
   const head =

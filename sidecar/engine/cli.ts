@@ -9,7 +9,12 @@ import { fail, printJson, printRows, type Row } from '../cli/output.js';
 import { errorMessage } from '../common/errors.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { controlRequest } from './control.js';
-import type { ControlRequest, EngineStatusReport, QueueActionResult, ScheduleResult } from './control-types.js';
+import type {
+  ControlRequest,
+  EngineStatusReport,
+  QueueActionResult,
+  ScheduleResult,
+} from './control-types.js';
 
 function parse(argv: string[]) {
   return parseArgs({
@@ -36,7 +41,10 @@ function guard(fn: (argv: string[]) => Promise<number>): (argv: string[]) => Pro
     try {
       return await fn(argv);
     } catch (err) {
-      return fail(errorMessage(err), err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 64 : 1);
+      return fail(
+        errorMessage(err),
+        err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 64 : 1,
+      );
     }
   };
 }
@@ -60,7 +68,18 @@ SIGHUP reloads the config (a config that fails to load is refused and the runnin
 };
 
 const SHOW_COLUMNS: Record<string, string[]> = {
-  queues: ['domain', 'vmta', 'depth', 'inFlight', 'connections', 'maxConnections', 'rate', 'mode', 'paused', 'lastError'],
+  queues: [
+    'domain',
+    'vmta',
+    'depth',
+    'inFlight',
+    'connections',
+    'maxConnections',
+    'rate',
+    'mode',
+    'paused',
+    'lastError',
+  ],
   domains: ['domain', 'queues', 'depth', 'inFlight', 'connections', 'rate', 'paused', 'lastError'],
   vmtas: ['name', 'sourceIp', 'hostName', 'queues', 'depth', 'connections', 'rate', 'disabled'],
 };
@@ -82,7 +101,10 @@ function statusRows(s: EngineStatusReport): Row[] {
     { item: 'queues (paused)', value: `${d.queues} (${d.pausedQueues})` },
     { item: 'rate msg/min', value: d.rate },
     { item: 'delivered/bounced/deferred', value: `${d.delivered}/${d.bounced}/${d.deferred}` },
-    { item: 'last error', value: d.lastError ? `${d.lastErrorQueue}: ${d.lastError} at ${time(d.lastErrorAt)}` : null },
+    {
+      item: 'last error',
+      value: d.lastError ? `${d.lastErrorQueue}: ${d.lastError} at ${time(d.lastErrorAt)}` : null,
+    },
   ];
 }
 
@@ -125,7 +147,10 @@ Paused queues keep their mail; nothing is lost.`,
       });
       const r = result as QueueActionResult;
       if (json) printJson(r);
-      else process.stdout.write(`${op}d: ${r.queues.length > 0 ? r.queues.join(', ') : '(no queue matched yet)'}\n`);
+      else
+        process.stdout.write(
+          `${op}d: ${r.queues.length > 0 ? r.queues.join(', ') : '(no queue matched yet)'}\n`,
+        );
       return 0;
     }),
   };

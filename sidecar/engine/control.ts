@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { FreightError, errorMessage, isFreightError } from '../common/errors.js';
-import { type Logger, createLogger } from '../common/log.js';
+import { errorMessage, FreightError, isFreightError } from '../common/errors.js';
+import { createLogger, type Logger } from '../common/log.js';
 import type { ControlRequest, ControlResponse } from './control-types.js';
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
@@ -31,7 +31,10 @@ export function parseRequest(line: string): ControlRequest {
   if (!o || typeof o !== 'object' || typeof o.op !== 'string' || !OPS.has(o.op)) {
     throw new FreightError('ENGINE_CONTROL_BAD_REQUEST', `unknown op ${JSON.stringify(o?.op)}`);
   }
-  if ((o.op === 'pause' || o.op === 'resume' || o.op === 'schedule') && (typeof o.domain !== 'string' || !o.domain)) {
+  if (
+    (o.op === 'pause' || o.op === 'resume' || o.op === 'schedule') &&
+    (typeof o.domain !== 'string' || !o.domain)
+  ) {
     throw new FreightError('ENGINE_CONTROL_BAD_REQUEST', `${o.op} needs a domain`);
   }
   if (o.vmta !== undefined && typeof o.vmta !== 'string') {
@@ -115,7 +118,9 @@ export function controlRequest(runDir: string, req: ControlRequest, timeoutMs = 
       reject(
         new FreightError(
           down ? 'ENGINE_NOT_RUNNING' : 'ENGINE_CONTROL_FAILED',
-          down ? `the engine is not running (no control socket at ${path})` : `control socket ${path}: ${err.message}`,
+          down
+            ? `the engine is not running (no control socket at ${path})`
+            : `control socket ${path}: ${err.message}`,
         ),
       );
     });

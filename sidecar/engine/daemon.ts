@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AcctStore } from '../acct/store.js';
 import { AcctWriter } from '../acct/writer.js';
 import { BounceClassifier } from '../classify/classifier.js';
-import { FreightError, errorMessage } from '../common/errors.js';
+import { errorMessage, FreightError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { loadConfig } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
@@ -18,7 +18,7 @@ import { ControlServer } from './control.js';
 import type { ControlRequest, EngineStatusReport } from './control-types.js';
 import { DsnSender } from './dsn-sender.js';
 import { Intake } from './intake.js';
-import { type Scheduler, createScheduler } from './scheduler.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
 import { engineSettings } from './settings.js';
 import { Spool } from './spool.js';
 
@@ -117,11 +117,20 @@ export class EngineDaemon {
     const recovered = this.spool.takeRecovered((entry, idx) => this.dsn.owed(entry, idx));
     for (const msg of recovered) this.scheduler.submit(msg);
     this.dsn.kick();
-    this.intake = new Intake({ config, settings, spool: this.spool, scheduler: this.scheduler, acct: this.acct });
+    this.intake = new Intake({
+      config,
+      settings,
+      spool: this.spool,
+      scheduler: this.scheduler,
+      acct: this.acct,
+    });
     await this.intake.listen();
     this.control = new ControlServer(g.runDir, (req) => this.handle(req));
     await this.control.listen();
-    log.info('engine started', { recovered: recovered.length, listener: `${g.smtpListener.host}:${g.smtpListener.port}` });
+    log.info('engine started', {
+      recovered: recovered.length,
+      listener: `${g.smtpListener.host}:${g.smtpListener.port}`,
+    });
   }
 
   private async handle(req: ControlRequest): Promise<unknown> {

@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { errorMessage } from '../common/errors.js';
-import { type Logger, createLogger } from '../common/log.js';
+import { createLogger, type Logger } from '../common/log.js';
 import type { HostPort } from '../config/model.js';
 import { composeDsn, type DsnRecipient, headerBlock, statusFromDiag, wantsFailureDsn } from './dsn.js';
 import type { BouncedRecipient, DsnSink } from './outcome.js';
-import { fsyncDir } from './spool-journal.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-entry.js';
+import { fsyncDir } from './spool-journal.js';
 import type { SpooledMessage } from './types.js';
 
 export interface DsnSenderOptions {
@@ -57,7 +57,8 @@ export class DsnSender implements DsnSink {
     fs.mkdirSync(this.outbox, { recursive: true });
     for (const name of fs.readdirSync(this.outbox)) {
       if (name.endsWith('.tmp')) fs.rmSync(join(this.outbox, name), { force: true });
-      else if (name.endsWith('.eml')) this.queue.push({ file: join(this.outbox, name), attempts: 0, dueAt: 0 });
+      else if (name.endsWith('.eml'))
+        this.queue.push({ file: join(this.outbox, name), attempts: 0, dueAt: 0 });
     }
   }
 
@@ -85,7 +86,12 @@ export class DsnSender implements DsnSink {
       indexes,
       indexes.map((i) => {
         const r = entry.recipients[i]!;
-        return { rcpt: r.rcpt, status: statusFromDiag(r.lastDiag), diag: r.lastDiag ?? 'delivery failed', mta: null };
+        return {
+          rcpt: r.rcpt,
+          status: statusFromDiag(r.lastDiag),
+          diag: r.lastDiag ?? 'delivery failed',
+          mta: null,
+        };
       }),
     );
   }
@@ -216,7 +222,11 @@ export class DsnSender implements DsnSink {
       item.attempts++;
       const delay = Math.min(600_000, (this.opts.retryMs ?? 5000) * 2 ** Math.min(item.attempts - 1, 8));
       item.dueAt = Date.now() + delay;
-      this.log.warn('DSN not handed to Postfix; will retry', { to, error: errorMessage(err), retryMs: delay });
+      this.log.warn('DSN not handed to Postfix; will retry', {
+        to,
+        error: errorMessage(err),
+        retryMs: delay,
+      });
     }
   }
 

@@ -6,15 +6,20 @@
  * spool disk, a saturated scheduler or a failing disk answer 4xx so the client (Postfix) keeps the mail.
  */
 import net from 'node:net';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import {
+  SMTPServer,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
 import type { AcctWriter } from '../acct/writer.js';
 import { errorMessage } from '../common/errors.js';
-import { type Logger, createLogger } from '../common/log.js';
+import { createLogger, type Logger } from '../common/log.js';
 import type { FreightConfig, SourceBlock } from '../config/model.js';
 import type { IntakeStatus } from './control-types.js';
 import { processHeaders, receivedHeader } from './intake-headers.js';
 import type { EngineSettings } from './settings.js';
-import { SourceAcl, normalizeIp } from './source-acl.js';
+import { normalizeIp, SourceAcl } from './source-acl.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-entry.js';
 import type { SchedulerPort } from './types.js';
@@ -102,7 +107,8 @@ export class Intake {
     }
     this.deps = { ...this.deps, config, settings };
     this.acl = acl;
-    for (const s of [this.lmtp, this.smtp]) (s as unknown as { options: { size: number } }).options.size = settings.maxMessageSize;
+    for (const s of [this.lmtp, this.smtp])
+      (s as unknown as { options: { size: number } }).options.size = settings.maxMessageSize;
   }
 
   listen(): Promise<void> {
@@ -177,7 +183,8 @@ export class Intake {
     if (this.draining) return 'engine shutting down';
     const disk = this.deps.spool.diskRefusal();
     if (disk) return disk;
-    if (this.deps.scheduler.queuedRecipients() >= this.deps.settings.maxQueuedRecipients) return 'engine saturated';
+    if (this.deps.scheduler.queuedRecipients() >= this.deps.settings.maxQueuedRecipients)
+      return 'engine saturated';
     return null;
   }
 
@@ -185,7 +192,11 @@ export class Intake {
     const why = this.refusal();
     if (why) {
       this.tempRejected++;
-      cb(why === 'engine shutting down' ? reply(421, `4.3.2 ${why}, try again later`) : reply(452, `4.3.1 ${why}`));
+      cb(
+        why === 'engine shutting down'
+          ? reply(421, `4.3.2 ${why}, try again later`)
+          : reply(452, `4.3.1 ${why}`),
+      );
       return;
     }
     cb();

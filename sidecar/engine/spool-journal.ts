@@ -52,7 +52,11 @@ export class SpoolJournal {
    * (crash mid-write) is skipped with a warning. Appends then go to a fresh segment, so a torn tail is
    * never followed by new records on the same line.
    */
-  static async open(dir: string, log: Logger, onRecord: (rec: Record<string, unknown>) => void): Promise<SpoolJournal> {
+  static async open(
+    dir: string,
+    log: Logger,
+    onRecord: (rec: Record<string, unknown>) => void,
+  ): Promise<SpoolJournal> {
     fs.mkdirSync(dir, { recursive: true });
     const j = new SpoolJournal(dir, log);
     const names = fs.readdirSync(dir);
@@ -73,7 +77,10 @@ export class SpoolJournal {
   }
 
   private async replayFile(path: string, onRecord: (rec: Record<string, unknown>) => void): Promise<void> {
-    const rl = readline.createInterface({ input: fs.createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+    const rl = readline.createInterface({
+      input: fs.createReadStream(path),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    });
     let lineNo = 0;
     for await (const line of rl) {
       lineNo++;
@@ -82,7 +89,10 @@ export class SpoolJournal {
       try {
         rec = JSON.parse(line) as Record<string, unknown>;
       } catch {
-        this.log.warn('skipping unreadable journal line (torn write at a crash)', { file: path, line: lineNo });
+        this.log.warn('skipping unreadable journal line (torn write at a crash)', {
+          file: path,
+          line: lineNo,
+        });
         continue;
       }
       onRecord(rec);

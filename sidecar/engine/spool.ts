@@ -11,21 +11,21 @@
  */
 import fs from 'node:fs';
 import { dirname, join } from 'node:path';
-import { FreightError, errorMessage } from '../common/errors.js';
-import { type Logger, createLogger } from '../common/log.js';
+import { errorMessage, FreightError } from '../common/errors.js';
+import { createLogger, type Logger } from '../common/log.js';
 import type { SpoolStatus } from './control-types.js';
 import {
-  type MessageDraft,
-  SpoolEntry,
   bodyPathOf,
   decodeAdd,
   encodeAdd,
   encodeDsnDone,
   encodeRemove,
   encodeUpdate,
+  type MessageDraft,
+  SpoolEntry,
 } from './spool-entry.js';
-import { SpoolJournal, fsyncDir } from './spool-journal.js';
-import type { RecipientUpdate, SpoolPort, SpooledMessage } from './types.js';
+import { fsyncDir, SpoolJournal } from './spool-journal.js';
+import type { RecipientUpdate, SpooledMessage, SpoolPort } from './types.js';
 
 export interface SpoolOptions {
   dir: string;
@@ -102,7 +102,9 @@ export class Spool implements SpoolPort {
     await fsyncDir(this.msgDir);
     // A records replayed from segments (not snapshots) may be unacknowledged: their bodies are checked.
     const unverified = new Set<string>();
-    this.journal = await SpoolJournal.open(join(this.dir, 'journal'), this.log, (rec) => this.replay(rec, unverified));
+    this.journal = await SpoolJournal.open(join(this.dir, 'journal'), this.log, (rec) =>
+      this.replay(rec, unverified),
+    );
     const onDisk = new Set<string>();
     let orphans = 0;
     for (const hh of fs.readdirSync(this.msgDir)) {
@@ -163,7 +165,8 @@ export class Spool implements SpoolPort {
       }
       case 'D': {
         const entry = this.live.get(id);
-        if (entry) for (const i of rec.i as number[]) if (entry.recipients[i]) entry.recipients[i]!.dsnSpooled = true;
+        if (entry)
+          for (const i of rec.i as number[]) if (entry.recipients[i]) entry.recipients[i]!.dsnSpooled = true;
         break;
       }
       case 'R':
@@ -196,7 +199,7 @@ export class Spool implements SpoolPort {
   /** A fresh message id: `<hash-dir><time><seq>`, consecutive ids sharing a hash dir. */
   newId(): string {
     const seq = this.seq++;
-    const hh = ((seq / RUN_PER_DIR) % HASH_DIRS | 0).toString(16).padStart(2, '0');
+    const hh = (((seq / RUN_PER_DIR) % HASH_DIRS) | 0).toString(16).padStart(2, '0');
     return `${hh}${Date.now().toString(36)}${(seq % 1_679_616).toString(36).padStart(4, '0')}`;
   }
 
@@ -253,7 +256,7 @@ export class Spool implements SpoolPort {
         const dirs = [...new Set(batch.map((p) => dirname(p.path)))];
         const [bodies, dirSync, journalSync] = await Promise.all([
           Promise.allSettled(batch.map((p) => fsyncFd(p.fd))),
-          Promise.allSettled(dirs.map((d) => (process.env.NODIR ? Promise.resolve() : fsyncDir(d)))),
+          Promise.allSettled(dirs.map((d) => fsyncDir(d))),
           this.journal.sync().then(
             () => null,
             (err: unknown) => err,
@@ -262,7 +265,8 @@ export class Spool implements SpoolPort {
         const dirErr = dirSync.find((r) => r.status === 'rejected');
         batch.forEach((p, i) => {
           fs.closeSync(p.fd);
-          const bodyErr = bodies[i]!.status === 'rejected' ? (bodies[i] as PromiseRejectedResult).reason : null;
+          const bodyErr =
+            bodies[i]!.status === 'rejected' ? (bodies[i] as PromiseRejectedResult).reason : null;
           const err = bodyErr ?? (dirErr ? dirErr.reason : null) ?? journalSync;
           if (err === null) {
             p.resolve(p.entry);
@@ -308,7 +312,9 @@ export class Spool implements SpoolPort {
     this.journal
       .writeSnapshot(seq, chunks())
       .then(() => this.log.info('spool journal compacted', { messages: live.size, ms: Date.now() - started }))
-      .catch((err: unknown) => this.log.error('spool journal compaction failed', { error: errorMessage(err) }))
+      .catch((err: unknown) =>
+        this.log.error('spool journal compaction failed', { error: errorMessage(err) }),
+      )
       .finally(() => {
         this.compacting = false;
       });
@@ -320,7 +326,10 @@ export class Spool implements SpoolPort {
       const entry = this.live.get(u.messageId);
       const r = entry?.recipients[u.rcptIndex];
       if (!entry || !r) {
-        this.log.warn('update for an unknown message or recipient ignored', { id: u.messageId, rcpt: u.rcptIndex });
+        this.log.warn('update for an unknown message or recipient ignored', {
+          id: u.messageId,
+          rcpt: u.rcptIndex,
+        });
         continue;
       }
       r.state = u.state;
@@ -377,7 +386,8 @@ export class Spool implements SpoolPort {
     this.journal.append(encodeRemove(msg.id));
     this.scheduleSync();
     fs.unlink(msg.bodyPath, (err) => {
-      if (err && err.code !== 'ENOENT') this.log.warn('cannot unlink spooled body', { id: msg.id, error: err.message });
+      if (err && err.code !== 'ENOENT')
+        this.log.warn('cannot unlink spooled body', { id: msg.id, error: err.message });
     });
   }
 

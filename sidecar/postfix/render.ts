@@ -94,7 +94,8 @@ export function renderPostfix(config: FreightConfig, opts: RenderOptions = {}): 
     smtpd_listener: `${g.postfixListener.host}:${g.postfixListener.port}`,
     domain_transports: domains.masterCf,
   };
-  if (config.extensions.some((e) => e.kind === 'policy-limit')) {
+  // Suppression alone (a <policy> block) needs the policy service as much as rate limits do.
+  if (config.extensions.some((e) => e.kind === 'policy-limit' || e.kind === 'policy')) {
     values.smtpd_recipient_restrictions = `${policy}, permit_mynetworks, reject_unauth_destination`;
     values.smtpd_end_of_data_restrictions = policy;
   }

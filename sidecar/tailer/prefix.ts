@@ -80,10 +80,18 @@ export class LogClock {
     return off;
   }
 
-  /** Epoch ms of a wall-clock time in this zone (month 0-based). */
+  private lastKey = -1;
+  private lastBase = 0;
+
+  /** Epoch ms of a wall-clock time in this zone (month 0-based); consecutive lines share the hour's base. */
   wallToEpoch(year: number, month: number, day: number, h: number, mi: number, s: number): number {
-    const hour = Date.UTC(year, month, day, h);
-    return hour - this.offsetAt(hour) + (mi * 60 + s) * 1000;
+    const key = ((year * 12 + month) * 32 + day) * 24 + h;
+    if (key !== this.lastKey) {
+      const hour = Date.UTC(year, month, day, h);
+      this.lastBase = hour - this.offsetAt(hour);
+      this.lastKey = key;
+    }
+    return this.lastBase + (mi * 60 + s) * 1000;
   }
 
   /** The year for a year-less stamp in `month`, tracking New Year across a stream of lines. */

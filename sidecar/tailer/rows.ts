@@ -4,7 +4,6 @@
  * queue='freight-engine' (dlvType the transport protocol, dsnDiag the `250 … queued as <engine-id>` reply);
  * it carries the Postfix queue id and Message-ID that the engine also writes, so `acct trail` joins them.
  */
-import { createHash } from 'node:crypto';
 import type { AcctRecord, BounceCategory } from '../acct/record.js';
 import type { HostPort } from '../config/model.js';
 
@@ -197,10 +196,19 @@ export class RowBuilder {
 
 /**
  * Content key: the same log line (with the year its stamp resolved to) is the same event, whichever file
- * or offset it is read from, so re-reading or re-importing adds nothing.
+ * or offset it is read from, so re-reading or re-importing adds nothing. Two independent 32-bit FNV-1a
+ * hashes of the line plus its time: collisions would need two different lines in the same second with the
+ * same 64-bit hash, and this costs a fraction of a cryptographic hash per row.
  */
 export function dedupeKey(line: string, time: number, rcpt: string | null): string {
-  const h = createHash('sha1').update(line).digest('base64url').slice(0, 20);
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ line.length;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 15);
+  }
+  const h = (h1 >>> 0).toString(36) + (h2 >>> 0).toString(36);
   return rcpt === null ? `pf:${time.toString(36)}:${h}` : `pf:${time.toString(36)}:${h}:${rcpt}`;
 }
 

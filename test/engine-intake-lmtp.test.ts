@@ -199,7 +199,22 @@ describe('engine intake', () => {
 
   it('answers 452 4.3.1 when the spool disk has less than spool-min-free', async () => {
     const full = await Spool.open({ dir: path.join(dir, 'spool2'), minFreeBytes: Number.MAX_SAFE_INTEGER });
-    assert.equal(full.diskRefusal(), 'spool disk nearly full');
-    await full.close();
+    const config = loadConfig(path.join(dir, 'freight.conf'));
+    const port2 = await freePort();
+    config.global.smtpListener = { host: '127.0.0.1', port: port2 };
+    const second = new Intake({ config, settings, spool: full, scheduler, acct: null });
+    await second.listen();
+    try {
+      const c = await SmtpClient.open('127.0.0.1', port2);
+      await greet(c, 'smtp');
+      const r = await sendMessage(c, taggedMessage(6, 's@a.test', ['f@z.test']), 'smtp');
+      c.close();
+      assert.equal(r.outcome, 'refused');
+      assert.match(r.reply, /^452 4\.3\.1 spool disk nearly full/);
+      assert.equal(full.messageCount, 0);
+    } finally {
+      await second.close(100);
+      await full.close();
+    }
   });
 });

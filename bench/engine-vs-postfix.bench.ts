@@ -36,14 +36,29 @@ function cpuMs(pid: number): number {
 
 function smtpSource(host: string, port: number, to: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const args = ['-s', values.sessions, '-m', String(N), '-l', values.size, '-f', 'bench@app.test', '-t', to];
+    const args = [
+      '-s',
+      values.sessions,
+      '-m',
+      String(N),
+      '-l',
+      values.size,
+      '-f',
+      'bench@app.test',
+      '-t',
+      to,
+    ];
     const child = spawn('/usr/sbin/smtp-source', [...args, `${host}:${port}`], { stdio: 'ignore' });
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`smtp-source exited ${code}`))));
   });
 }
 
-async function waitUntil(fn: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+async function waitUntil(
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const start = Date.now();
   while (!(await fn())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -59,7 +74,9 @@ dns.mx('engine.bench', [{ exchange: 'mx.engine.bench', priority: 10 }]);
 dns.a('mx.engine.bench', [sinkHost]);
 // smtp-sink refuses to run as root without -u.
 const sinkUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-const sink = spawn('/usr/sbin/smtp-sink', [...sinkUser, `${sinkHost}:${sinkPort}`, '1000'], { stdio: 'ignore' });
+const sink = spawn('/usr/sbin/smtp-sink', [...sinkUser, `${sinkHost}:${sinkPort}`, '1000'], {
+  stdio: 'ignore',
+});
 const postfix = await startTestPostfix({
   globals: { 'dns-server': dns.address, 'remote-smtp-port': String(sinkPort) },
   transports: [`native.bench smtp:[${sinkHost}]:${sinkPort}`],
@@ -83,7 +100,8 @@ async function cleanup(): Promise<void> {
   sink.kill('SIGTERM');
   await dns.close();
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().then(() => process.exit(130)));
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => void cleanup().then(() => process.exit(130)));
 try {
   await engine.waitFor(/engine started/);
   const enginePid = engine.child.pid as number;

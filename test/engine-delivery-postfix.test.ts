@@ -10,7 +10,15 @@ import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { EngineDaemon } from '../sidecar/engine/daemon.js';
 import { until } from './engine-delivery-harness.js';
-import { addr, freePort, type Sink, startDnsServer, startSink, type TestDns, testSubnet } from './world/index.js';
+import {
+  addr,
+  freePort,
+  type Sink,
+  startDnsServer,
+  startSink,
+  type TestDns,
+  testSubnet,
+} from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { submit } from './world/smtp-client.js';
 
@@ -64,7 +72,12 @@ after(async () => {
 
 test('Postfix → engine → sink: right MX, source IP and EHLO, d rows linked to the Postfix queue id', async () => {
   for (let i = 0; i < 6; i++) {
-    await submit({ host: postfix.host, port: postfix.port, from: 'app@apps.test', to: `user${i}@isp-a.test` });
+    await submit({
+      host: postfix.host,
+      port: postfix.port,
+      from: 'app@apps.test',
+      to: `user${i}@isp-a.test`,
+    });
   }
   await submit({ host: postfix.host, port: postfix.port, from: 'app@apps.test', to: 'someone@isp-b.test' });
   const [sinkA, sinkB] = sinks as [Sink, Sink];
@@ -81,7 +94,9 @@ test('Postfix → engine → sink: right MX, source IP and EHLO, d rows linked t
     let rows: AcctRecord[] = [];
     await until(
       () => {
-        rows = store.db.prepare("SELECT * FROM acct WHERE type = 'd' AND path = 'engine'").all() as AcctRecord[];
+        rows = store.db
+          .prepare("SELECT * FROM acct WHERE type = 'd' AND path = 'engine'")
+          .all() as AcctRecord[];
         return rows.length === 7;
       },
       15_000,

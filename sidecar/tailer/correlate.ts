@@ -23,7 +23,11 @@ export class Correlator {
   /** Queue ids that have a persisted row, so a removal knows to delete it. */
   private readonly persisted = new Set<string>();
 
-  constructor(private readonly rows: RowBuilder) {}
+  /** `trackChanges`: remember what changed for drainChanges() (the live tailer persists it; imports don't). */
+  constructor(
+    private readonly rows: RowBuilder,
+    private readonly trackChanges = true,
+  ) {}
 
   private touch(qid: string, time: number, create: boolean): QueueState {
     let st = this.states.get(qid);
@@ -33,12 +37,12 @@ export class Correlator {
       this.states.set(qid, st);
     }
     st.lastSeen = time;
-    this.dirty.add(qid);
+    if (this.trackChanges) this.dirty.add(qid);
     return st;
   }
 
   private drop(qid: string): void {
-    if (this.states.delete(qid)) this.dirty.add(qid);
+    if (this.states.delete(qid) && this.trackChanges) this.dirty.add(qid);
   }
 
   /** Apply one parsed line; rows it produces are appended to `out`, hard bounces to `suppress`. */

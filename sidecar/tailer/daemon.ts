@@ -74,6 +74,7 @@ export class Tailer {
       timeZone: config.global.maillogTimezone,
       classifier: BounceClassifier.load({ operatorRules: operatorRules(config) }),
       engine: config.global.smtpListener,
+      persistState: true,
     });
     this.ingest.correlator.load(this.tstore.queueStates());
     this.follower = new LogFollower(config.global.maillog, { settleMs: opts.settleMs, log: this.log });

@@ -26,6 +26,8 @@ export interface IngestOptions {
   referenceMs?: number;
   classifier: ReplyClassifier | null;
   engine: HostPort | null;
+  /** Track correlation-state changes for persisting them (the live tailer); default false. */
+  persistState?: boolean;
 }
 
 export class Ingest {
@@ -44,7 +46,7 @@ export class Ingest {
     this.timeZone = opts.timeZone;
     this.clock = new LogClock(opts.timeZone, opts.referenceMs);
     this.rows = new RowBuilder(opts.classifier, opts.engine);
-    this.correlator = new Correlator(this.rows);
+    this.correlator = new Correlator(this.rows, opts.persistState === true);
   }
 
   /** Start year inference afresh (a new file of an import, read from its own reference time). */

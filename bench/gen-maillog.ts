@@ -10,7 +10,16 @@ import { createWriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const DOMAINS = ['gmail.com', 'yahoo.com', 'outlook.com', 'hotmail.com', 'aol.com', 'icloud.com', 'gmx.de', 'web.de'];
+const DOMAINS = [
+  'gmail.com',
+  'yahoo.com',
+  'outlook.com',
+  'hotmail.com',
+  'aol.com',
+  'icloud.com',
+  'gmx.de',
+  'web.de',
+];
 const MX: Record<string, string> = {
   'gmail.com': 'gmail-smtp-in.l.google.com[142.250.27.26]:25',
   'yahoo.com': 'mta7.am0.yahoodns.net[67.195.204.72]:25',
@@ -23,7 +32,7 @@ const MX: Record<string, string> = {
 };
 const DEFERRALS = [
   'host mta7.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from 192.0.2.10 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes (in reply to MAIL FROM command)',
-  'host gmail-smtp-in.l.google.com[142.250.27.26] said: 452-4.2.2 The recipient\'s inbox is out of storage space. 452 4.2.2 https://support.google.com/mail/?p=OverQuotaTemp (in reply to RCPT TO command)',
+  "host gmail-smtp-in.l.google.com[142.250.27.26] said: 452-4.2.2 The recipient's inbox is out of storage space. 452 4.2.2 https://support.google.com/mail/?p=OverQuotaTemp (in reply to RCPT TO command)",
   'connect to mx01.mail.icloud.com[17.57.154.6]:25: Connection timed out',
   'host mx00.emig.gmx.net[212.227.15.9] said: 450 4.7.1 Client host rejected: cannot find your hostname (in reply to RCPT TO command)',
 ];
@@ -81,7 +90,9 @@ export async function generateMaillog(out: string, lines: number): Promise<numbe
       emit(
         `${stamp()}/smtpd[${smtpdPid}]: NOQUEUE: reject: RCPT from app1.example.net[198.51.100.7]: 554 5.7.1 <${user}@${dom}>: Recipient address rejected: suppressed; from=<${from}> to=<${user}@${dom}> proto=ESMTP helo=<app1.example.net>`,
       );
-      emit(`${stamp()}/smtpd[${smtpdPid}]: disconnect from app1.example.net[198.51.100.7] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`);
+      emit(
+        `${stamp()}/smtpd[${smtpdPid}]: disconnect from app1.example.net[198.51.100.7] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`,
+      );
       continue;
     }
     const nrcpt = rand() < 0.05 ? 2 + Math.floor(rand() * 3) : 1;
@@ -91,7 +102,9 @@ export async function generateMaillog(out: string, lines: number): Promise<numbe
     emit(
       `${stamp()}/smtpd[${smtpdPid}]: disconnect from app1.example.net[198.51.100.7] ehlo=1 mail=1 rcpt=${nrcpt} data=1 quit=1 commands=${4 + nrcpt}`,
     );
-    emit(`${stamp()}/qmgr[812]: ${qid}: from=<${from}>, size=${2000 + Math.floor(rand() * 40000)}, nrcpt=${nrcpt} (queue active)`);
+    emit(
+      `${stamp()}/qmgr[812]: ${qid}: from=<${from}>, size=${2000 + Math.floor(rand() * 40000)}, nrcpt=${nrcpt} (queue active)`,
+    );
     let pending = false;
     for (let i = 0; i < nrcpt; i++) {
       const dom = DOMAINS[Math.floor(rand() * DOMAINS.length)]!;
@@ -107,11 +120,15 @@ export async function generateMaillog(out: string, lines: number): Promise<numbe
       } else if (o < 0.96) {
         const d = DEFERRALS[Math.floor(rand() * DEFERRALS.length)]!;
         if (d.startsWith('connect')) emit(`${stamp()}/smtp[${p}]: ${d}`);
-        emit(`${stamp()}/smtp[${p}]: ${qid}: to=<${rcpt}>, relay=${d.startsWith('connect') ? 'none' : MX[dom]}, delay=${delay}, delays=${delays}, dsn=4.0.0, status=deferred (${d})`);
+        emit(
+          `${stamp()}/smtp[${p}]: ${qid}: to=<${rcpt}>, relay=${d.startsWith('connect') ? 'none' : MX[dom]}, delay=${delay}, delays=${delays}, dsn=4.0.0, status=deferred (${d})`,
+        );
         pending = true;
       } else {
         const b = BOUNCES[Math.floor(rand() * BOUNCES.length)]!;
-        emit(`${stamp()}/smtp[${p}]: ${qid}: to=<${rcpt}>, relay=${MX[dom]}, delay=${delay}, delays=${delays}, dsn=5.0.0, status=bounced (${b})`);
+        emit(
+          `${stamp()}/smtp[${p}]: ${qid}: to=<${rcpt}>, relay=${MX[dom]}, delay=${delay}, delays=${delays}, dsn=5.0.0, status=bounced (${b})`,
+        );
         const ndr = (qseq++).toString(16).toUpperCase();
         emit(`${stamp()}/cleanup[${pid()}]: ${ndr}: message-id=<${t}.${ndr}@mx1.example.net>`);
         emit(`${stamp()}/bounce[977]: ${qid}: sender non-delivery notification: ${ndr}`);
@@ -121,7 +138,9 @@ export async function generateMaillog(out: string, lines: number): Promise<numbe
     if (rand() < 0.002) emit(`${stamp()}/scache[955]: statistics: start interval Mar  5 00:00:00`);
   }
   ws.write(buf);
-  await new Promise<void>((resolve, reject) => ws.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    ws.end((err?: Error | null) => (err ? reject(err) : resolve())),
+  );
   return written;
 }
 

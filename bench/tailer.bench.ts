@@ -68,7 +68,9 @@ try {
 async function measureLag(dir: string, source: string): Promise<void> {
   const rate = 3000;
   const seconds = 10;
-  const all = readFileSync(source, 'utf8').split('\n').slice(0, rate * seconds);
+  const all = readFileSync(source, 'utf8')
+    .split('\n')
+    .slice(0, rate * seconds);
   const live = join(dir, 'live.log');
   writeFileSync(live, '');
   const config = {

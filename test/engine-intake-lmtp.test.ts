@@ -12,7 +12,7 @@ import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { Intake } from '../sidecar/engine/intake.js';
-import { ENGINE_DEFAULTS, type EngineSettings } from '../sidecar/engine/settings.js';
+import { type EngineSettings, engineSettings } from '../sidecar/engine/settings.js';
 import { Spool } from '../sidecar/engine/spool.js';
 import type { SchedulerPort, SpooledMessage } from '../sidecar/engine/types.js';
 import { freePort } from './world/ports.js';
@@ -37,7 +37,7 @@ describe('engine intake', () => {
   let store: AcctStore;
   let acct: AcctWriter;
   const scheduler = new RecordingScheduler();
-  const settings: EngineSettings = { ...ENGINE_DEFAULTS, spoolMinFree: 0, maxQueuedRecipients: 100 };
+  let settings: EngineSettings;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-intake-'));
@@ -50,6 +50,8 @@ describe('engine intake', () => {
         `run-dir ${dir}/run`,
         `acct-db ${dir}/acct.db`,
         `smtp-listener 127.0.0.1:${port}`,
+        'spool-min-free 0',
+        'max-queued-recipients 100',
         '<source 127.0.0.1/32>',
         '  always-allow-relaying yes',
         '  process-x-virtual-mta yes',
@@ -62,6 +64,7 @@ describe('engine intake', () => {
       ].join('\n'),
     );
     const config = loadConfig(path.join(dir, 'freight.conf'));
+    settings = engineSettings(config);
     spool = await Spool.open({ dir: config.global.spoolDir });
     store = AcctStore.open(config.global.acctDb);
     acct = new AcctWriter(store, { flushMs: 10 });

@@ -89,7 +89,7 @@ test('the running daemon answers by the share and picks up `ramp set` without a 
       if (!applied) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(applied, 'share 40% applied');
-    t.diagnostic(`ramp set → applied in ${Date.now() - setAt} ms after `freight ramp set` exited`);
+    t.diagnostic(`ramp set → applied in ${Date.now() - setAt} ms after freight ramp set exited`);
     assert.deepEqual(await engineSet(client), expected(40));
   } finally {
     client.close();

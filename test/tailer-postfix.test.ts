@@ -11,8 +11,8 @@ import { trail } from '../sidecar/acct/query.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { addr, freePort, testSubnet } from './world/ports.js';
+import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { type Sink, startSink } from './world/sink.js';
 
 const run = promisify(execFile);
@@ -23,9 +23,13 @@ let tailer: Tailer;
 const sinks: Sink[] = [];
 
 async function send(from: string, to: string): Promise<void> {
-  await run('swaks', ['-s', pf.host, '-p', String(pf.port), '-f', from, '-t', to, '--h-Subject', 'tailer test'], {
-    timeout: 30_000,
-  }).catch(() => undefined);
+  await run(
+    'swaks',
+    ['-s', pf.host, '-p', String(pf.port), '-f', from, '-t', to, '--h-Subject', 'tailer test'],
+    {
+      timeout: 30_000,
+    },
+  ).catch(() => undefined);
 }
 
 async function rowsFor(rcpt: string, type: string, timeoutMs = 40_000): Promise<Row[]> {
@@ -33,7 +37,9 @@ async function rowsFor(rcpt: string, type: string, timeoutMs = 40_000): Promise<
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const rows = store.db.prepare('SELECT * FROM acct WHERE rcpt = ? AND type = ? ORDER BY id').all(rcpt, type) as Row[];
+      const rows = store.db
+        .prepare('SELECT * FROM acct WHERE rcpt = ? AND type = ? ORDER BY id')
+        .all(rcpt, type) as Row[];
       if (rows.length > 0 || Date.now() > deadline) return rows;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -48,7 +54,9 @@ before(async () => {
   const hard = await startSink({
     host: addr(net, 2),
     port: 0,
-    script: { rcptTo: [{ match: /.*/, code: 550, message: '5.1.1 <x>: Recipient address rejected: User unknown' }] },
+    script: {
+      rcptTo: [{ match: /.*/, code: 550, message: '5.1.1 <x>: Recipient address rejected: User unknown' }],
+    },
   });
   const soft = await startSink({
     host: addr(net, 3),
@@ -66,7 +74,8 @@ before(async () => {
       `soft.test smtp:[${soft.host}]:${soft.port}`,
     ],
     mainOverrides: {
-      smtpd_recipient_restrictions: 'check_recipient_access inline:{blocked.test=REJECT}, permit_mynetworks, reject',
+      smtpd_recipient_restrictions:
+        'check_recipient_access inline:{blocked.test=REJECT}, permit_mynetworks, reject',
       maximal_queue_lifetime: '12s',
       bounce_queue_lifetime: '12s',
     },

@@ -34,7 +34,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function startTailerReady(): Promise<ChildProcess> {
   const before = tailerLog.join('').split('following maillog').length;
   const child = startTailer();
-  for (let i = 0; i < 150 && tailerLog.join('').split('following maillog').length === before; i++) await sleep(100);
+  for (let i = 0; i < 150 && tailerLog.join('').split('following maillog').length === before; i++)
+    await sleep(100);
   return child;
 }
 
@@ -118,7 +119,10 @@ function groundTruth(): { keys: string[]; fileOf: Map<string, string> } {
 
 before(async () => {
   sink = await startSink({ host: addr(testSubnet(), 1), port: 0 });
-  pf = await startTestPostfix({ keep: !!process.env.TAILER_DEBUG, transports: [`ok.test smtp:[${sink.host}]:${sink.port}`] });
+  pf = await startTestPostfix({
+    keep: !!process.env.TAILER_DEBUG,
+    transports: [`ok.test smtp:[${sink.host}]:${sink.port}`],
+  });
   const store = AcctStore.open(pf.config.global.acctDb);
   store.db.exec('DROP INDEX acct_dedupe');
   store.close();

@@ -157,6 +157,10 @@ export interface DomainSettings {
   virtualMta: string | null;
   dkimSign: boolean;
   dkimIdentity: string | null;
+  /** `dkim-headers`: header fields to sign; null = the signer's default set. */
+  dkimHeaders: string[] | null;
+  /** `dkim-required`: no signature possible → defer (true) or send unsigned (false). */
+  dkimRequired: boolean;
   useStarttls: boolean;
   requireStarttls: boolean;
   smtpPatternList: string | null;

@@ -89,6 +89,21 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
   d('postfix-command-dir', 'string', 'where postfix, postconf and postqueue are installed', {
     default: '/usr/sbin',
   }),
+  // Engine intake and spool (read through sidecar/engine/settings.ts).
+  d('spool-min-free', 'size', 'intake answers 452 4.3.1 below this much free space on the spool', {
+    default: 1024 ** 3,
+  }),
+  d('max-queued-recipients', 'int', 'intake answers 452 4.3.1 above this many queued recipients', {
+    default: 2_000_000,
+    min: 1,
+  }),
+  d('max-message-size', 'size', 'larger messages get 552 5.3.4 at intake', { default: 50 * 1024 ** 2 }),
+  d('max-intake-recipients', 'int', 'recipients per intake transaction', { default: 1000, min: 1 }),
+  d('max-smtp-in', 'int', 'concurrent intake connections', { default: 500, min: 1 }),
+  d('spool-commit-delay', 'duration', 'extra wait before a group-commit round, to batch more messages', {
+    default: 0,
+  }),
+  d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', { default: 1024 ** 2 }),
 ];
 
 export const DOMAIN_DIRECTIVES: DirectiveSpec[] = [

@@ -16,6 +16,8 @@ export interface Job {
   rcpts: number[];
   /** Epoch ms when it may be tried (retry heap key). */
   dueAt: number;
+  /** Recipient domain the route was made for (re-routing to another pool member starts from it). */
+  rcptDomain: string;
   mxDomain: string;
   vmtaPool: string | null;
   /** MX hosts to avoid on the next try (421 with smtp-421-means-mx-unavailable). */
@@ -24,11 +26,19 @@ export interface Job {
 
 export type QueueMode = 'normal' | 'backoff';
 
-/** The limits in force, picked by mode (backoff values fall back to the normal ones). */
+/** The limits in force: the normal ones, or in backoff the `backoff-*` twins, with any rate cut applied. */
 export interface QueueLimits {
   maxSmtpOut: number;
   maxMsgRate: Rate | null;
   retryAfter: number[];
+}
+
+export interface EffectiveLimits extends QueueLimits {
+  mode: QueueMode;
+}
+
+export function normalLimits(s: DomainSettings): EffectiveLimits {
+  return { maxSmtpOut: s.maxSmtpOut, maxMsgRate: s.maxMsgRate, retryAfter: s.retryAfter, mode: 'normal' };
 }
 
 export class Deque<T> {
@@ -118,7 +128,7 @@ export class DeliveryQueue {
   readonly vmta: string;
   route: Route;
   settings: DomainSettings;
-  mode: QueueMode = 'normal';
+  /** Set by `pause` (domain or this queue), cleared by `resume`: no new attempts while set. */
   paused = false;
   readonly ready = new Deque<Job>();
   readonly retry = new JobHeap();
@@ -146,33 +156,33 @@ export class DeliveryQueue {
   lastError: string | null = null;
   lastErrorAt: number | null = null;
 
-  constructor(route: Route, settings: DomainSettings) {
+  private eff: EffectiveLimits;
+
+  constructor(route: Route, settings: DomainSettings, limits: EffectiveLimits = normalLimits(settings)) {
     this.key = route.key;
     this.domain = route.queueDomain;
     this.vmta = route.vmta;
     this.route = route;
     this.settings = settings;
-    this.msgRate = new PacedRate(this.limits().maxMsgRate);
+    this.eff = limits;
+    this.msgRate = new PacedRate(limits.maxMsgRate);
     this.connectRate = new PacedRate(settings.maxConnectRate);
   }
 
-  limits(): QueueLimits {
-    const s = this.settings;
-    if (this.mode === 'backoff') {
-      return {
-        maxSmtpOut: s.backoffMaxSmtpOut ?? s.maxSmtpOut,
-        maxMsgRate: s.backoffMaxMsgRate ?? s.maxMsgRate,
-        retryAfter: s.backoffRetryAfter ?? s.retryAfter,
-      };
-    }
-    return { maxSmtpOut: s.maxSmtpOut, maxMsgRate: s.maxMsgRate, retryAfter: s.retryAfter };
+  get mode(): QueueMode {
+    return this.eff.mode;
   }
 
-  /** New settings (reload) or mode: throttles follow, queued jobs and sessions stay. */
-  apply(settings: DomainSettings, mode: QueueMode = this.mode): void {
+  limits(): QueueLimits {
+    return this.eff;
+  }
+
+  /** New settings (reload) or limits (mode change, rate cut): throttles follow, jobs and sessions stay. */
+  apply(settings: DomainSettings, limits: EffectiveLimits): void {
+    const rateChanged = !sameRate(this.eff.maxMsgRate, limits.maxMsgRate);
     this.settings = settings;
-    this.mode = mode;
-    this.msgRate.setRate(this.limits().maxMsgRate);
+    this.eff = limits;
+    if (rateChanged) this.msgRate.setRate(limits.maxMsgRate);
     this.connectRate.setRate(settings.maxConnectRate);
   }
 
@@ -196,4 +206,8 @@ export class DeliveryQueue {
     this.lastError = text;
     this.lastErrorAt = now;
   }
+}
+
+function sameRate(a: Rate | null, b: Rate | null): boolean {
+  return a === b || (a !== null && b !== null && a.count === b.count && a.perMs === b.perMs);
 }

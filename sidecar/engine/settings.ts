@@ -1,7 +1,6 @@
 /**
- * Engine intake/spool settings read from the global config with defaults. The directives are registered
- * in the config schema under their PowerMTA-style names; until a loaded config carries them, the
- * documented defaults apply, so the engine runs with any config the loader produces.
+ * Engine intake/spool settings, read from the global directives registered in the config schema
+ * (spool-min-free, max-queued-recipients, …) under their camelCase names.
  */
 import type { FreightConfig } from '../config/model.js';
 
@@ -22,24 +21,20 @@ export interface EngineSettings {
   dsnMaxBody: number;
 }
 
-export const ENGINE_DEFAULTS: EngineSettings = {
-  spoolMinFree: 1024 ** 3,
-  maxQueuedRecipients: 2_000_000,
-  maxMessageSize: 50 * 1024 ** 2,
-  maxIntakeRecipients: 1000,
-  maxSmtpIn: 500,
-  spoolCommitDelay: 0,
-  dsnMaxBody: 1024 ** 2,
-};
+const KEYS: (keyof EngineSettings)[] = [
+  'spoolMinFree',
+  'maxQueuedRecipients',
+  'maxMessageSize',
+  'maxIntakeRecipients',
+  'maxSmtpIn',
+  'spoolCommitDelay',
+  'dsnMaxBody',
+];
 
-function num(g: Record<string, unknown>, key: keyof EngineSettings): number {
-  const v = g[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : ENGINE_DEFAULTS[key];
-}
-
+/** The schema gives every one of these a default, so a loaded config always carries them. */
 export function engineSettings(config: FreightConfig): EngineSettings {
   const g = config.global as unknown as Record<string, unknown>;
-  const out = { ...ENGINE_DEFAULTS };
-  for (const key of Object.keys(ENGINE_DEFAULTS) as (keyof EngineSettings)[]) out[key] = num(g, key);
+  const out = {} as EngineSettings;
+  for (const key of KEYS) out[key] = Number(g[key]);
   return out;
 }

@@ -16,7 +16,9 @@ function progressBar(file: string, done: number, total: number): void {
   const frac = total > 0 ? Math.min(1, done / total) : 1;
   const fill = Math.round(frac * width);
   const name = file.length > 40 ? `…${file.slice(-39)}` : file;
-  process.stderr.write(`\r${name} [${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${(frac * 100).toFixed(0)}%`);
+  process.stderr.write(
+    `\r${name} [${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${(frac * 100).toFixed(0)}%`,
+  );
 }
 
 export const commands: Command[] = [
@@ -77,7 +79,8 @@ export const commands: Command[] = [
           },
           allowPositionals: true,
         });
-        if (positionals.length === 0) return fail('usage: freight acct import FILE… [--config FILE | --db PATH]');
+        if (positionals.length === 0)
+          return fail('usage: freight acct import FILE… [--config FILE | --db PATH]');
         const config = values.db && !values.config ? null : loadConfig(resolveConfigPath(values.config));
         const store = AcctStore.open(values.db ?? config!.global.acctDb);
         const tty = process.stderr.isTTY === true && !values.json;
@@ -109,7 +112,8 @@ export const commands: Command[] = [
                 `(${summary.inserted} new, ${summary.alreadyPresent} already present), ` +
                 `${summary.unknownLines} unrecognised lines, ${summary.seconds}s\n`,
             );
-            for (const s of r.stats.unknownSamples.slice(0, 5)) process.stdout.write(`  unrecognised: ${s}\n`);
+            for (const s of r.stats.unknownSamples.slice(0, 5))
+              process.stdout.write(`  unrecognised: ${s}\n`);
           }
           return 0;
         } finally {

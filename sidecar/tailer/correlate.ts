@@ -13,7 +13,15 @@ import type { PendingRcpt, QueueState, RowBuilder, SuppressRequest } from './row
 export const DEFAULT_STATE_TTL_MS = 7 * 24 * 3600_000;
 
 function fresh(time: number): QueueState {
-  return { from: null, size: 0, messageId: null, client: null, timeQueued: null, lastSeen: time, pending: null };
+  return {
+    from: null,
+    size: 0,
+    messageId: null,
+    client: null,
+    timeQueued: null,
+    lastSeen: time,
+    pending: null,
+  };
 }
 
 export class Correlator {
@@ -77,7 +85,12 @@ export class Correlator {
         if (rec) out.push(rec);
         const s = this.touch(p.qid, time, false);
         if (p.status === 'deferred') {
-          const pending: PendingRcpt = { orcpt: p.origTo, dsn: p.dsn, diag: rec?.dsnDiag ?? null, relay: p.relay };
+          const pending: PendingRcpt = {
+            orcpt: p.origTo,
+            dsn: p.dsn,
+            diag: rec?.dsnDiag ?? null,
+            relay: p.relay,
+          };
           if (!s.pending) s.pending = {};
           s.pending[p.to] = pending;
         } else if (s.pending) {

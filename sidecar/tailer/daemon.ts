@@ -113,7 +113,10 @@ export class Tailer {
         this.tstore.commit(b);
         break;
       } catch (err) {
-        this.log.warn('accounting commit failed; retrying', { rows: b.rows.length, error: errorMessage(err) });
+        this.log.warn('accounting commit failed; retrying', {
+          rows: b.rows.length,
+          error: errorMessage(err),
+        });
         if (this.stopping && attempt >= 5) throw err;
         await sleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
       }

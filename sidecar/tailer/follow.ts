@@ -13,7 +13,16 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { Logger } from '../common/log.js';
 import type { FilePosition } from './offset-store.js';
-import { type ByteSource, FP_MAX, findRotated, fpHash, fpLength, gzipSource, isGzip, nextRotated } from './rotated.js';
+import {
+  type ByteSource,
+  FP_MAX,
+  findRotated,
+  fpHash,
+  fpLength,
+  gzipSource,
+  isGzip,
+  nextRotated,
+} from './rotated.js';
 
 export interface Chunk {
   /** Complete lines, `\n`-separated (the last newline removed). */
@@ -161,7 +170,11 @@ export class LogFollower {
   private async advance(): Promise<void> {
     const c = this.cur!;
     const mtime = c.fh ? (await c.fh.stat()).mtimeMs : c.mtimeMs;
-    const next = await nextRotated(this.path, mtime, this.fpLen > 0 ? { fpLen: this.fpLen, fpHash: this.fpHash } : null);
+    const next = await nextRotated(
+      this.path,
+      mtime,
+      this.fpLen > 0 ? { fpLen: this.fpLen, fpHash: this.fpHash } : null,
+    );
     if (next) {
       this.log.info('reading the next rotated log', { file: next });
       await this.openPredecessor(next, { fpLen: 0, fpHash: '', offset: 0, ino: 0, path: next });
@@ -214,10 +227,15 @@ export class LogFollower {
     const pos = this.position();
     const copy = this.fpLen > 0 ? await findRotated(this.path, this.fpLen, this.fpHash) : null;
     if (copy) {
-      this.log.info('log truncated in place; finishing the rotated copy first', { file: copy, offset: pos.offset });
+      this.log.info('log truncated in place; finishing the rotated copy first', {
+        file: copy,
+        offset: pos.offset,
+      });
       await this.openPredecessor(copy, pos);
     } else {
-      this.log.warn('log truncated and no rotated copy found; reading it from its start', { path: this.path });
+      this.log.warn('log truncated and no rotated copy found; reading it from its start', {
+        path: this.path,
+      });
       await this.openLive(0);
     }
   }

@@ -34,7 +34,11 @@ export interface ImportResult {
   inserted: number;
 }
 
-export async function importLogs(store: AcctStore, files: string[], opts: ImportOptions): Promise<ImportResult> {
+export async function importLogs(
+  store: AcctStore,
+  files: string[],
+  opts: ImportOptions,
+): Promise<ImportResult> {
   const log = createLogger('tailer/import');
   const tstore = new TailerStore(store, 'import', makeSuppressor(store, log));
   // A bulk load touches the unique and secondary indexes all over: a larger page cache saves re-reads.
@@ -49,14 +53,17 @@ export async function importLogs(store: AcctStore, files: string[], opts: Import
   let bytes = 0;
   const flush = () => {
     const { rows, suppress } = ingest.take();
-    if (rows.length > 0) inserted += tstore.commit({ rows, suppress, upserts: [], deletes: [], position: null });
+    if (rows.length > 0)
+      inserted += tstore.commit({ rows, suppress, upserts: [], deletes: [], position: null });
   };
   for (const file of files) {
     let st: Awaited<ReturnType<typeof stat>>;
     try {
       st = await stat(file);
     } catch (err) {
-      throw new FreightError('TAILER_IMPORT_FILE', `cannot read ${file}: ${(err as Error).message}`, { file });
+      throw new FreightError('TAILER_IMPORT_FILE', `cannot read ${file}: ${(err as Error).message}`, {
+        file,
+      });
     }
     // Year-less stamps: a file's last line was written around its mtime.
     ingest.resetClock(st.mtimeMs);
@@ -80,7 +87,9 @@ export async function importLogs(store: AcctStore, files: string[], opts: Import
         opts.onProgress?.(file, raw.bytesRead, st.size);
       }
     } catch (err) {
-      throw new FreightError('TAILER_IMPORT_FILE', `cannot read ${file}: ${(err as Error).message}`, { file });
+      throw new FreightError('TAILER_IMPORT_FILE', `cannot read ${file}: ${(err as Error).message}`, {
+        file,
+      });
     }
     partial += decoder.end();
     if (partial.length > 0) ingest.text(partial);

@@ -104,11 +104,16 @@ export class TailerStore {
 
   position(): FilePosition | null {
     const row = this.getPos.get(this.name) as FilePosition | undefined;
-    return row ? { fpLen: row.fpLen, fpHash: row.fpHash, offset: row.offset, ino: row.ino, path: row.path } : null;
+    return row
+      ? { fpLen: row.fpLen, fpHash: row.fpHash, offset: row.offset, ino: row.ino, path: row.path }
+      : null;
   }
 
   queueStates(): [string, QueueState][] {
-    const rows = this.db.prepare('SELECT qid, state FROM tailer_queue').all() as { qid: string; state: string }[];
+    const rows = this.db.prepare('SELECT qid, state FROM tailer_queue').all() as {
+      qid: string;
+      state: string;
+    }[];
     return rows.map((r) => [r.qid, JSON.parse(r.state) as QueueState]);
   }
 

@@ -21,7 +21,20 @@ export function newPrefix(): LinePrefix {
 }
 
 const MONTHS = new Map<number, number>();
-for (const [i, m] of ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'].entries()) {
+for (const [i, m] of [
+  'Jan',
+  'Feb',
+  'Mar',
+  'Apr',
+  'May',
+  'Jun',
+  'Jul',
+  'Aug',
+  'Sep',
+  'Oct',
+  'Nov',
+  'Dec',
+].entries()) {
   MONTHS.set((m.charCodeAt(0) << 16) | (m.charCodeAt(1) << 8) | m.charCodeAt(2), i);
 }
 
@@ -64,7 +77,8 @@ export class LogClock {
 
   private wallParts(ms: number): { year: number; month: number; wallUtc: number } {
     const p: Record<string, number> = {};
-    for (const part of this.fmt.formatToParts(new Date(ms))) if (part.type !== 'literal') p[part.type] = Number(part.value);
+    for (const part of this.fmt.formatToParts(new Date(ms)))
+      if (part.type !== 'literal') p[part.type] = Number(part.value);
     const wallUtc = Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
     return { year: p.year!, month: p.month! - 1, wallUtc };
   }
@@ -117,7 +131,8 @@ function rfc3339(line: string, i: number, out: LinePrefix): number {
   const h = d2(line, i + 11);
   const mi = d2(line, i + 14);
   const s = d2(line, i + 17);
-  if (year < 0 || month < 1 || day < 1 || h < 0 || mi < 0 || s < 0 || line.charCodeAt(i + 10) !== 84 /* T */) return -1;
+  if (year < 0 || month < 1 || day < 1 || h < 0 || mi < 0 || s < 0 || line.charCodeAt(i + 10) !== 84 /* T */)
+    return -1;
   let p = i + 19;
   let ms = 0;
   if (line.charCodeAt(p) === 46 /* . */) {

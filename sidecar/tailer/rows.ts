@@ -94,7 +94,8 @@ export class RowBuilder {
     suppress: SuppressRequest[],
   ): AcctRecord | null {
     const s = f.status;
-    const type = s === 'sent' ? 'd' : s === 'deferred' ? 't' : s === 'bounced' || s.endsWith('expired') ? 'b' : null;
+    const type =
+      s === 'sent' ? 'd' : s === 'deferred' ? 't' : s === 'bounced' || s.endsWith('expired') ? 'b' : null;
     if (type === null) return null;
     const diag = dsnDiag(f.text, f.service);
     const handoff = type === 'd' && this.isHandoff(f.relay);
@@ -138,7 +139,13 @@ export class RowBuilder {
   }
 
   /** An expiry bounces every recipient still pending; one row each (or one without rcpt if none is known). */
-  expired(line: string, time: number, qid: string, st: QueueState | undefined, from: string | null): AcctRecord[] {
+  expired(
+    line: string,
+    time: number,
+    qid: string,
+    st: QueueState | undefined,
+    from: string | null,
+  ): AcctRecord[] {
     const base = {
       type: 'b' as const,
       timeLogged: time,
@@ -154,7 +161,15 @@ export class RowBuilder {
     };
     const pending = st?.pending ? Object.entries(st.pending) : [];
     if (pending.length === 0) {
-      return [{ ...base, rcpt: null, dsnStatus: '4.4.7', dsnDiag: 'message expired', dedupeKey: dedupeKey(line, time, '') }];
+      return [
+        {
+          ...base,
+          rcpt: null,
+          dsnStatus: '4.4.7',
+          dsnDiag: 'message expired',
+          dedupeKey: dedupeKey(line, time, ''),
+        },
+      ];
     }
     return pending.map(([rcpt, p]) => {
       const mta = relayParts(p.relay);
@@ -172,7 +187,15 @@ export class RowBuilder {
     });
   }
 
-  reject(line: string, time: number, qid: string, from: string | null, to: string, client: string | null, text: string) {
+  reject(
+    line: string,
+    time: number,
+    qid: string,
+    from: string | null,
+    to: string,
+    client: string | null,
+    text: string,
+  ) {
     const status = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(text);
     const c = this.classify(text);
     const rec: AcctRecord = {

@@ -3,9 +3,15 @@
  * sinks, end to end. Postfix's own relay rate on this machine is ~350–400 msg/s (POSTFIX-NOTES); the
  * goal is ≥ 5×. Sinks are Postfix's `smtp-sink` (C, cheap) on distinct loopback addresses, so the
  * CPU measured is the engine's and the load generator's. Prints intake msg/s (250 after fsync) and
- * end-to-end msg/s (until the engine reports every message delivered).
+ * end-to-end msg/s (until the engine reports every message delivered), and the engine's own CPU per
+ * message read from /proc/<pid>/stat (utime+stime), which stays comparable on a busy shared machine
+ * where throughput does not. Messages look like Postfix's lmtp hand-off (a Postfix Received header).
  *
  *   node --import tsx bench/engine-inject.bench.ts [--messages 20000] [--connections 20] [--domains 4]
+ *     [--hold]             pause delivery: intake, spool and accounting alone
+ *     [--cpu-prof DIR]     run the engine under `node --cpu-prof`, profile written to DIR on exit
+ *
+ * Postfix's smtp-sink refuses to run as root unless told which user to drop to (`-u nobody`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +31,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '20' },
     domains: { type: 'string', default: '4' },
     size: { type: 'string', default: '2000' },
+    hold: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -67,10 +75,33 @@ fs.writeFileSync(
     '',
   ].join('\n'),
 );
-const engine = startEngine(conf);
+const profDir = values['cpu-prof'];
+/** The trace header Postfix adds before its lmtp transport hands a message over. */
+const postfixReceived = (i: number): string => {
+  const qid = `4Z${(0x10000000 + i).toString(16).toUpperCase()}`;
+  return (
+    `Received: from app.test (unknown [127.0.0.1])\r\n\tby freight.bench (Postfix) with ESMTP id ${qid}\r\n` +
+    `\tfor <user${i % 1000}@d${i % DOMAINS}.bench>; Thu,  5 Mar 2026 06:26:05 +0000 (UTC)\r\n`
+  );
+};
+const engine = startEngine(
+  conf,
+  profDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(profDir)}` } : {},
+);
+const runDir = path.join(dir, 'run');
+/** Engine process CPU (user + system) in ms, from /proc/<pid>/stat fields 14 and 15 (clock ticks). */
+const engineCpuMs = (): number => {
+  const stat = fs.readFileSync(`/proc/${engine.child.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+};
 try {
   await engine.waitFor(/engine started/);
+  if (values.hold) {
+    for (let d = 0; d < DOMAINS; d++) await controlRequest(runDir, { op: 'pause', domain: `d${d}.bench` });
+  }
   const cpu0 = process.cpuUsage();
+  const engineCpu0 = engineCpuMs();
   const t0 = Date.now();
   const load = await runLoad({
     host: '127.0.0.1',
@@ -79,18 +110,29 @@ try {
     connections: Number(values.connections),
     messages: MESSAGES,
     message: (i) =>
-      taggedMessage(i, 'bench@app.test', [`user${i % 1000}@d${i % DOMAINS}.bench`], Number(values.size)),
+      taggedMessage(
+        i,
+        'bench@app.test',
+        [`user${i % 1000}@d${i % DOMAINS}.bench`],
+        Number(values.size),
+        postfixReceived(i),
+      ),
   });
   const intakeMs = Date.now() - t0;
-  const runDir = path.join(dir, 'run');
+  const intakeCpuMs = engineCpuMs() - engineCpu0;
   let status: EngineStatusReport;
   for (;;) {
+    if (values.hold) {
+      status = (await controlRequest(runDir, { op: 'status' })) as EngineStatusReport;
+      break;
+    }
     status = (await controlRequest(runDir, { op: 'status' })) as EngineStatusReport;
     if (status.delivery.delivered + status.delivery.bounced >= load.accepted || Date.now() - t0 > 300_000)
       break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const totalMs = Date.now() - t0;
+  const totalCpuMs = engineCpuMs() - engineCpu0;
   const gen = process.cpuUsage(cpu0);
   console.log(
     JSON.stringify(
@@ -103,6 +145,8 @@ try {
         endToEndMsgPerSec: Math.round((status.delivery.delivered / totalMs) * 1000),
         delivered: status.delivery.delivered,
         bounced: status.delivery.bounced,
+        engineCpuMsPerMsgIntake: +(intakeCpuMs / load.accepted).toFixed(3),
+        engineCpuMsPerMsgTotal: values.hold ? null : +(totalCpuMs / load.accepted).toFixed(3),
         loadgenCpuMsPerMsg: +((gen.user + gen.system) / 1000 / MESSAGES).toFixed(3),
         postfixBaselineMsgPerSec: '350-400 (POSTFIX-NOTES)',
       },

@@ -62,7 +62,7 @@ export interface World {
   scheduler: Scheduler;
   /** Address n of this world's subnet. */
   ip(n: number): string;
-  startSink(n: number, script?: SinkScript, opts?: { tls?: boolean }): Promise<Sink>;
+  startSink(n: number, script?: SinkScript, opts?: { tls?: boolean; keepRaw?: boolean }): Promise<Sink>;
   /** Write config text (with the world's globals prepended) and load it. */
   loadConfig(text: string): FreightConfig;
   message(id: string, rcpts: string[], opts?: Partial<SpooledMessage>): SpooledMessage;
@@ -131,6 +131,7 @@ export async function startWorld(
         port,
         ...(script ? { script } : {}),
         ...(opts?.tls ? { tls: true } : {}),
+        ...(opts?.keepRaw ? { keepRaw: true } : {}),
       });
       sinks.set(ip(n), sink);
       return sink;

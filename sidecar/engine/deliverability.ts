@@ -43,7 +43,11 @@ export class EngineDeliverability {
   private readonly saveTimer: NodeJS.Timeout;
   private closed = false;
 
-  constructor(config: FreightConfig, acct: { write(rec: AcctRecord): void } | null, opts: DeliverabilityOptions = {}) {
+  constructor(
+    config: FreightConfig,
+    acct: { write(rec: AcctRecord): void } | null,
+    opts: DeliverabilityOptions = {},
+  ) {
     const clock = opts.clock ?? systemClock;
     this.clock = clock;
     this.cron = opts.cron ?? nodeCronStarter;

@@ -65,7 +65,13 @@ export function domainInfos(infos: QueueInfo[]): DomainInfo[] {
 
 export function vmtaInfos(
   infos: QueueInfo[],
-  vmtas: Array<{ name: string; sourceIp: string; hostName: string }>,
+  vmtas: Array<{
+    name: string;
+    sourceIp: string;
+    hostName: string;
+    disabled: boolean;
+    disabledUntil: number | null;
+  }>,
 ): VmtaInfo[] {
   const out = new Map<string, VmtaInfo>();
   for (const v of vmtas) {
@@ -77,9 +83,8 @@ export function vmtaInfos(
       depth: 0,
       connections: 0,
       rate: 0,
-      // Pattern-list source-IP disabling arrives with the pattern-list issue.
-      disabled: false,
-      disabledUntil: null,
+      disabled: v.disabled,
+      disabledUntil: v.disabledUntil,
       delivered: 0,
       bounced: 0,
       deferred: 0,

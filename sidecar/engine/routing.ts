@@ -54,11 +54,37 @@ export class Router {
     return p.members[n % p.members.length] ?? null;
   }
 
-  /** One choice per message and destination domain, so a pool spreads messages, not recipients. */
-  chooseVmta(domain: string, vmtaRequest: string | null): VmtaChoice {
+  /**
+   * The next member of `pool` after the round-robin position that `usable` accepts; null when none does.
+   * Members that may not send now (disabled source, warm-up cap) are skipped, not removed.
+   */
+  private nextUsable(pool: string, usable: (vmta: string) => boolean): string | null {
+    const n = this.config.pools.get(pool)?.members.length ?? 0;
+    for (let k = 0; k < n; k++) {
+      const member = this.nextInPool(pool);
+      if (member && usable(member)) return member;
+    }
+    return null;
+  }
+
+  /** Another member of `pool` than `current` that `usable` accepts, for work `current` cannot send now. */
+  alternative(pool: string, current: string, usable: (vmta: string) => boolean): string | null {
+    return this.nextUsable(pool, (m) => m !== current && usable(m));
+  }
+
+  /**
+   * One choice per message and destination domain, so a pool spreads messages, not recipients. Pool
+   * members `usable` rejects are passed over while another one can send; if none can, the round-robin
+   * member is chosen and its queue holds the mail until it may send.
+   */
+  chooseVmta(
+    domain: string,
+    vmtaRequest: string | null,
+    usable: (vmta: string) => boolean = () => true,
+  ): VmtaChoice {
     if (vmtaRequest) {
       if (this.config.virtualMtas.has(vmtaRequest)) return { vmta: vmtaRequest, pool: null };
-      const member = this.nextInPool(vmtaRequest);
+      const member = this.nextUsable(vmtaRequest, usable) ?? this.nextInPool(vmtaRequest);
       if (member) return { vmta: member, pool: vmtaRequest };
       log.warn('X-Virtual-MTA names no virtual-mta or pool; routing by domain', {
         request: vmtaRequest,
@@ -68,7 +94,7 @@ export class Router {
     const s = this.config.domainSettings(domain);
     if (s.virtualMta && this.config.virtualMtas.has(s.virtualMta)) return { vmta: s.virtualMta, pool: null };
     if (s.virtualMtaPool) {
-      const member = this.nextInPool(s.virtualMtaPool);
+      const member = this.nextUsable(s.virtualMtaPool, usable) ?? this.nextInPool(s.virtualMtaPool);
       if (member) return { vmta: member, pool: s.virtualMtaPool };
       log.warn('virtual-mta-pool is empty or unknown; using the default', { pool: s.virtualMtaPool, domain });
     }

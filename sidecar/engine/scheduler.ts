@@ -2,13 +2,17 @@
  * The delivery half of the engine: routes submitted recipients into per-(domain, vmta) queues and
  * drives each queue on its own (timers per queue, no global concurrency a stuck queue could exhaust):
  * max-smtp-out, max-msg-rate, max-connect-rate, max-msg-per-connection, max-rcpt-per-message,
- * retry-after, bounce-after, pause/resume, connection reuse and idle close. Implements EngineControl.
+ * retry-after, bounce-after, pause/resume, connection reuse and idle close — under the limits the
+ * deliverability state puts in force (backoff, rate cuts), never from a disabled source IP and never
+ * over a warm-up cap: such work goes to another member of its pool, or waits. Implements EngineControl;
+ * what one attempt does with its replies is attempt.ts.
  */
-import type { Readable } from 'node:stream';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import type { DomainSettings, FreightConfig } from '../config/model.js';
-import { connect, DEFAULT_TIMEOUTS, type SessionTimeouts } from './connector.js';
+import type { DeliverabilityEvent } from '../deliverability/events.js';
+import { createAttempts } from './attempt.js';
+import { DEFAULT_TIMEOUTS, type SessionTimeouts } from './connector.js';
 import type {
   DeliveryStatus,
   DomainInfo,
@@ -18,20 +22,19 @@ import type {
   ScheduleResult,
   VmtaInfo,
 } from './control-types.js';
+import { type DeliverabilityOptions, EngineDeliverability } from './deliverability.js';
 import { createDnsResolver, type DnsResolver } from './dns-resolver.js';
-import { AttemptOutcome, type AttemptPlace, type OutcomePorts } from './outcome.js';
-import { DeliveryQueue, type Job } from './queue.js';
+import { AttemptOutcome, type OutcomePorts } from './outcome.js';
+import { DeliveryQueue, type EffectiveLimits, type Job } from './queue.js';
 import { deliveryStatus, domainInfos, queueInfo, vmtaInfos } from './queue-report.js';
 import { DEFAULT_VMTA, domainOf, type Route, Router, type VmtaChoice } from './routing.js';
-import type { OutboundSession, RcptReply } from './session.js';
+import type { OutboundSession } from './session.js';
 import type { SchedulerPort, SpooledMessage } from './types.js';
 
 const log = createLogger('engine/scheduler');
 
 /** setTimeout's ceiling (~24.8 days). */
 const MAX_TIMER = 2 ** 31 - 1;
-/** After a remote refused a further connection while others are open: wait before opening again. */
-const EXTRA_CONNECTION_BACKOFF = 10_000;
 
 export interface SchedulerDeps extends OutcomePorts {
   config: FreightConfig;
@@ -40,12 +43,17 @@ export interface SchedulerDeps extends OutcomePorts {
   timeouts?: Partial<SessionTimeouts>;
   now?: () => number;
   random?: () => number;
+  /** Clock, crons, DNSBL lookup and warm-up state file of the deliverability state. */
+  deliverability?: DeliverabilityOptions;
 }
 
 export interface Scheduler extends SchedulerPort, EngineControl {
-  /** Apply a new config: queues keep their mail and sessions; new limits apply from now on. */
+  /**
+   * Apply a new config: queues keep their mail and sessions; new limits apply from now on. Throws (and
+   * changes nothing) when the deliverability part of the config cannot be applied (e.g. a bad DKIM key).
+   */
   reconfigure(config: FreightConfig): void;
-  /** Close every session and timer. Queued mail stays in the spool for the next start. */
+  /** Close every session and timer, save warm-up state. Queued mail stays in the spool for the next start. */
   close(): Promise<void>;
 }
 
@@ -54,21 +62,23 @@ interface MessageState {
   pending: number;
 }
 
-function esmtpLabel(s: OutboundSession): string {
-  return s.secure ? 'ESMTP+TLS' : 'ESMTP';
-}
-
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   let config = deps.config;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const timeouts: SessionTimeouts = { ...DEFAULT_TIMEOUTS, ...deps.timeouts };
   const resolver = deps.resolver ?? createDnsResolver({ server: config.global.dnsServer });
+  const deliv = new EngineDeliverability(config, deps.acct, deps.deliverability);
   const router = new Router(config);
   const queues = new Map<string, DeliveryQueue>();
   const messages = new Map<string, MessageState>();
-  /** `domain` or `domain/vmta` keys an operator paused. */
-  const paused = new Set<string>();
+  /**
+   * Pause state: `pause(domain)` pauses every queue of the domain, and queues it gets later; `pause(domain,
+   * vmta)` one queue. `resume(domain, vmta)` releases that queue even under a domain pause; `resume(domain)`
+   * releases them all.
+   */
+  const pausedDomains = new Set<string>();
+  const pausedQueues = new Set<string>();
   let totalQueued = 0;
   let closed = false;
   /** Attempts in progress, so close() can let them record their outcome. */
@@ -78,35 +88,40 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     void p.finally(() => inflight.delete(p));
   };
 
-  const isPaused = (q: DeliveryQueue) => paused.has(q.domain) || paused.has(q.key);
+  const attempts = createAttempts({
+    ports: deps,
+    config: () => config,
+    resolver,
+    timeouts,
+    now,
+    random,
+    closed: () => closed,
+    deliv,
+    pump,
+    armRetry,
+    settle,
+  });
+
+  function limitsFor(q: { domain: string; vmta: string }, settings: DomainSettings): EffectiveLimits {
+    return deliv.effective(q.domain, q.vmta, settings);
+  }
 
   function getQueue(route: Route, settings: DomainSettings): DeliveryQueue {
     let q = queues.get(route.key);
     if (!q) {
-      q = new DeliveryQueue(route, settings);
+      q = new DeliveryQueue(
+        route,
+        settings,
+        limitsFor({ domain: route.queueDomain, vmta: route.vmta }, settings),
+      );
+      q.paused = pausedDomains.has(q.domain) || pausedQueues.has(q.key);
       queues.set(route.key, q);
     }
     return q;
   }
 
-  function deadline(msg: SpooledMessage, q: DeliveryQueue): number {
-    return msg.receivedAt + q.settings.bounceAfter;
-  }
-
-  function placeFor(q: DeliveryQueue, job: Job, s: OutboundSession | null): AttemptPlace {
-    return {
-      queue: q.key,
-      vmta: q.vmta,
-      vmtaPool: job.vmtaPool,
-      sourceIp: s ? s.localIp : q.route.sourceIp,
-      destinationIp: s ? s.remoteIp : null,
-      mta: s ? s.mtaLabel : null,
-      esmtp: s ? esmtpLabel(s) : null,
-    };
-  }
-
-  /** Counts finals, removes finished messages from memory and commits the attempt. */
-  function finish(q: DeliveryQueue, job: Job, out: AttemptOutcome): void {
+  /** Counts finals, removes finished messages from memory (and their DKIM body hash) and commits. */
+  function settle(q: DeliveryQueue, job: Job, out: AttemptOutcome): void {
     const st = messages.get(job.msg.id);
     const finals = out.finalCount;
     q.depth -= finals;
@@ -116,46 +131,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       st.pending -= finals;
       if (st.pending <= 0) {
         messages.delete(job.msg.id);
+        deliv.signer.forget(job.msg.id);
         done = true;
       }
     }
     out.commit(done);
-  }
-
-  function defer(
-    q: DeliveryQueue,
-    job: Job,
-    rcpts: number[],
-    reply: string,
-    code: number,
-    out: AttemptOutcome,
-  ): void {
-    if (rcpts.length === 0) return;
-    const t = now();
-    let attempts = 0;
-    for (const i of rcpts) attempts = Math.max(attempts, (job.msg.recipients[i]?.attempts ?? 0) + 1);
-    const due = Math.min(t + q.retryDelay(attempts), deadline(job.msg, q));
-    for (const i of rcpts) out.deferred(i, reply, code, due);
-    q.deferred += rcpts.length;
-    q.noteError(reply, t);
-    q.retry.push({ ...job, rcpts, dueAt: due, skipMx: null });
-    armRetry(q);
-  }
-
-  /** Bounces a job whose bounce-after has passed; true if it did. */
-  function expireIfDue(q: DeliveryQueue, job: Job, t: number): boolean {
-    if (t < deadline(job.msg, q)) return false;
-    const out = new AttemptOutcome(deps, job.msg, placeFor(q, job, null), t);
-    for (const i of job.rcpts) {
-      const last = job.msg.recipients[i]?.lastDiag?.replace(/^smtp;/, '') ?? 'never attempted';
-      out.failed(i, `550 5.4.7 delivery time expired (bounce-after); last error: ${last}`, 550, {
-        category: 'message-expired',
-        attempted: false,
-      });
-    }
-    q.bounced += job.rcpts.length;
-    finish(q, job, out);
-    return true;
   }
 
   function wake(q: DeliveryQueue, at: number): void {
@@ -191,7 +171,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const t = now();
     for (let top = q.retry.peek(); top && top.dueAt <= t; top = q.retry.peek()) {
       const job = q.retry.pop() as Job;
-      if (!expireIfDue(q, job, t)) q.ready.push(job);
+      if (!attempts.expireIfDue(q, job, t)) q.ready.push(job);
     }
     armRetry(q);
     pump(q);
@@ -223,14 +203,63 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     }
   }
 
+  /** Queue domain a (recipient domain, vmta) routes to: the key warm-up caps and source blocks use. */
+  const usable = (rcptDomain: string) => (vmta: string) =>
+    deliv.canUse(vmta, router.route(rcptDomain, { vmta, pool: null }).route.queueDomain);
+
+  /**
+   * Moves every ready job of `q` that belongs to a pool to another member that may send now; jobs with
+   * no such member (or no pool) stay and wait. True when the head of the queue moved.
+   */
+  function handOff(q: DeliveryQueue, touched: Set<DeliveryQueue>): boolean {
+    const head = q.ready.peek();
+    const stay: Job[] = [];
+    for (const job of q.ready.drain()) {
+      const other = job.vmtaPool ? router.alternative(job.vmtaPool, q.vmta, usable(job.rcptDomain)) : null;
+      if (!other) {
+        stay.push(job);
+        continue;
+      }
+      const { route, settings } = router.route(job.rcptDomain, { vmta: other, pool: job.vmtaPool });
+      const target = getQueue(route, settings);
+      q.depth -= job.rcpts.length;
+      target.depth += job.rcpts.length;
+      target.ready.push({ ...job, mxDomain: route.mxDomain, skipMx: null });
+      touched.add(target);
+    }
+    for (const job of stay) q.ready.push(job);
+    return q.ready.peek() !== head;
+  }
+
+  function closeIdle(q: DeliveryQueue): void {
+    for (const s of q.idle.splice(0)) {
+      const timer = q.idleTimers.get(s);
+      if (timer) clearTimeout(timer);
+      q.idleTimers.delete(s);
+      s.close();
+    }
+  }
+
   function pump(q: DeliveryQueue): void {
-    if (closed || isPaused(q)) return;
+    if (closed || q.paused) return;
     const t = now();
-    while (q.ready.length > 0) {
+    const touched = new Set<DeliveryQueue>();
+    q.apply(q.settings, limitsFor(q, q.settings));
+    if (q.ready.length > 0 && deliv.reactor.isSourceDisabled(q.vmta, q.domain)) {
+      // This source may not send here now: pool work moves on, the rest waits for re-enabling.
+      handOff(q, touched);
+      closeIdle(q);
+    }
+    while (q.ready.length > 0 && !deliv.reactor.isSourceDisabled(q.vmta, q.domain)) {
       const head = q.ready.peek() as Job;
-      if (expireIfDue(q, head, t)) {
+      if (attempts.expireIfDue(q, head, t)) {
         q.ready.shift();
         continue;
+      }
+      if (deliv.warmup.remaining(q.vmta, q.domain) <= 0) {
+        // Over today's warm-up cap: another pool member takes it, or it waits for the next warm-up day.
+        if (handOff(q, touched)) continue;
+        break;
       }
       const s = takeIdle(q);
       if (!s) {
@@ -250,7 +279,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           wake(q, t + cwait);
           break;
         }
-        track(openAndRun(q, q.ready.shift() as Job));
+        deliv.warmup.take(q.vmta, q.domain);
+        track(attempts.openAndRun(q, q.ready.shift() as Job));
         continue;
       }
       const wait = q.msgRate.take(t);
@@ -259,140 +289,31 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         wake(q, t + wait);
         break;
       }
-      track(run(q, s, q.ready.shift() as Job));
+      deliv.warmup.take(q.vmta, q.domain);
+      track(attempts.run(q, s, q.ready.shift() as Job));
     }
     armIdleTimers(q);
+    for (const other of touched) pump(other);
   }
 
-  async function openAndRun(q: DeliveryQueue, job: Job): Promise<void> {
-    q.connecting++;
-    q.inFlight += job.rcpts.length;
-    let result: Awaited<ReturnType<typeof connect>>;
-    try {
-      result = await connect({
-        resolver,
-        route: q.route,
-        settings: q.settings,
-        mxDomain: job.mxDomain,
-        port: config.global.remoteSmtpPort,
-        timeouts,
-        skipMx: job.skipMx,
-        random,
+  /** A deliverability change (mode, rate cut, source disabled or enabled, warm-up day): re-pump its queues. */
+  let eventPumps: Set<DeliveryQueue> | null = null;
+  deliv.onEvent((e: DeliverabilityEvent) => {
+    const hit = [...queues.values()].filter(
+      (q) => q.vmta === e.vmta && (e.domain === '*' || q.domain === e.domain.toLowerCase()),
+    );
+    if (hit.length === 0) return;
+    // Events fire inside reply handling; the queues are pumped once that attempt has finished.
+    if (!eventPumps) {
+      eventPumps = new Set();
+      setImmediate(() => {
+        const due = eventPumps ?? new Set<DeliveryQueue>();
+        eventPumps = null;
+        for (const q of due) pump(q);
       });
-    } catch (err) {
-      log.error('connection setup failed unexpectedly', { queue: q.key, error: errorMessage(err) });
-      result = {
-        kind: 'temporary',
-        code: 451,
-        reply: `451 4.3.0 ${errorMessage(err)}`,
-        remoteRefused: false,
-      };
     }
-    q.connecting--;
-    q.inFlight -= job.rcpts.length;
-    if (closed) {
-      if (result.kind === 'session') result.session.close();
-      return;
-    }
-    const t = now();
-    if (result.kind === 'session') {
-      q.connectFailures = 0;
-      const s = result.session;
-      q.sessions.add(s);
-      s.onClose(() => {
-        q.sessions.delete(s);
-        const i = q.idle.indexOf(s);
-        if (i >= 0) q.idle.splice(i, 1);
-        const timer = q.idleTimers.get(s);
-        if (timer) clearTimeout(timer);
-        q.idleTimers.delete(s);
-        pump(q);
-      });
-      await run(q, s, job);
-      return;
-    }
-    if (result.kind === 'permanent') {
-      const out = new AttemptOutcome(deps, job.msg, placeFor(q, job, null), t);
-      for (const i of job.rcpts)
-        out.failed(i, result.reply, result.code, { category: 'bad-domain', attempted: true });
-      q.bounced += job.rcpts.length;
-      q.noteError(result.reply, t);
-      finish(q, job, out);
-    } else if (result.remoteRefused && q.sessions.size > 0) {
-      // The remote limits our connections; the open ones carry on with this job.
-      q.ready.unshift({ ...job, skipMx: null });
-      q.msgRate.giveBack();
-      q.suspendedUntil = t + EXTRA_CONNECTION_BACKOFF;
-      q.noteError(result.reply, t);
-    } else {
-      const out = new AttemptOutcome(deps, job.msg, placeFor(q, job, null), t);
-      defer(q, job, job.rcpts, result.reply, result.code, out);
-      finish(q, job, out);
-      q.connectFailures++;
-      q.suspendedUntil = t + q.retryDelay(q.connectFailures);
-    }
-    pump(q);
-  }
-
-  async function run(q: DeliveryQueue, s: OutboundSession, job: Job): Promise<void> {
-    const msg = job.msg;
-    q.inFlight += job.rcpts.length;
-    let replies: RcptReply[];
-    try {
-      const body = deps.spool.openBody(msg) as Readable;
-      replies = await s.send(
-        {
-          from: msg.sender,
-          to: job.rcpts.map((i) => msg.recipients[i]?.rcpt ?? ''),
-          size: msg.size,
-          envId: msg.envId,
-          ret: msg.ret,
-        },
-        body,
-      );
-    } catch (err) {
-      log.error('cannot send spooled message', { id: msg.id, error: errorMessage(err) });
-      replies = job.rcpts.map((_, index) => ({
-        index,
-        code: 451,
-        reply: `451 4.3.0 local error: ${errorMessage(err)}`,
-        remote: false,
-      }));
-    }
-    q.inFlight -= job.rcpts.length;
-    const t = now();
-    const settings = q.settings;
-    const all421 = replies.length > 0 && replies.every((r) => r.code === 421);
-    if (all421 && settings.smtp421MeansMxUnavailable && !(job.skipMx?.has(s.opts.mxName) ?? false)) {
-      // This MX is unavailable: try the job on the next MX at once, without counting an attempt.
-      q.ready.unshift({ ...job, skipMx: new Set([...(job.skipMx ?? []), s.opts.mxName]) });
-    } else {
-      const out = new AttemptOutcome(deps, msg, placeFor(q, job, s), t);
-      const deferred: number[] = [];
-      let delivered = false;
-      for (const r of replies) {
-        const i = job.rcpts[r.index];
-        if (i === undefined) continue;
-        if (r.code >= 200 && r.code < 300) {
-          out.delivered(i, r.reply, r.code);
-          q.delivered++;
-          delivered = true;
-        } else if (r.code >= 500 && r.remote) {
-          out.failed(i, r.reply, r.code, { attempted: true });
-          q.bounced++;
-          q.noteError(r.reply, t);
-        } else deferred.push(i);
-      }
-      const firstDeferred = replies.find((r) => job.rcpts[r.index] === deferred[0]);
-      if (firstDeferred) defer(q, job, deferred, firstDeferred.reply, firstDeferred.code, out);
-      if (delivered) q.meter.add(t);
-      finish(q, job, out);
-    }
-    const limit = settings.maxMsgPerConnection;
-    if (s.isClosed || (limit > 0 && s.messagesSent >= limit) || closed) s.close();
-    else q.idle.push(s);
-    pump(q);
-  }
+    for (const q of hit) eventPumps.add(q);
+  });
 
   function enqueue(q: DeliveryQueue, job: Job, t: number): void {
     q.depth += job.rcpts.length;
@@ -408,7 +329,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (closed) return;
     const t = now();
     const choices = new Map<string, VmtaChoice>();
-    const groups = new Map<string, { q: DeliveryQueue; route: Route; due: number; rcpts: number[] }>();
+    const groups = new Map<
+      string,
+      { q: DeliveryQueue; route: Route; rcptDomain: string; due: number; rcpts: number[] }
+    >();
     let suppressed: AttemptOutcome | null = null;
     let pending = 0;
     msg.recipients.forEach((r, i) => {
@@ -437,16 +361,16 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const domain = domainOf(r.rcpt);
       let choice = choices.get(domain);
       if (!choice) {
-        choice = router.chooseVmta(domain, msg.vmtaRequest);
+        choice = router.chooseVmta(domain, msg.vmtaRequest, usable(domain));
         choices.set(domain, choice);
       }
       const { route, settings } = router.route(domain, choice);
       const q = getQueue(route, settings);
       const due = r.nextAttemptAt;
-      const key = `${route.key}\n${due}`;
+      const key = `${route.key}\n${domain}\n${due}`;
       let g = groups.get(key);
       if (!g) {
-        g = { q, route, due, rcpts: [] };
+        g = { q, route, rcptDomain: domain, due, rcpts: [] };
         groups.set(key, g);
       }
       g.rcpts.push(i);
@@ -462,6 +386,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           msg,
           rcpts: g.rcpts.slice(k, k + per),
           dueAt: g.due,
+          rcptDomain: g.rcptDomain,
           mxDomain: g.route.mxDomain,
           vmtaPool: g.route.vmtaPool,
           skipMx: null,
@@ -479,10 +404,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   }
 
   function reconfigure(next: FreightConfig): void {
+    deliv.reconfigure(next);
     config = next;
     router.reconfigure(next);
     for (const q of queues.values()) {
-      q.apply(router.settings(q.domain, q.vmta));
+      const settings = router.settings(q.domain, q.vmta);
+      q.apply(settings, limitsFor(q, settings));
       q.route = { ...q.route, ...routeIdentity(q.vmta) };
       pump(q);
     }
@@ -496,7 +423,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   const queueInfos = (): QueueInfo[] => {
     const t = now();
-    return [...queues.values()].map((q) => queueInfo(q, isPaused(q), t));
+    return [...queues.values()].map((q) => queueInfo(q, q.paused, t));
   };
 
   return {
@@ -509,25 +436,37 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     vmtas: (): VmtaInfo[] => {
       const names = router.vmtaNames();
       if ([...queues.values()].some((q) => q.vmta === DEFAULT_VMTA)) names.push(DEFAULT_VMTA);
+      const disabled = new Set(deliv.reactor.sources.list().map((e) => e.vmta));
       return vmtaInfos(
         queueInfos(),
-        names.map((name) => ({ name, ...router.vmtaInfo(name) })),
+        names.map((name) => ({
+          name,
+          ...router.vmtaInfo(name),
+          disabled: disabled.has(name),
+          disabledUntil: disabled.has(name) ? deliv.reactor.sources.disabledUntil(name) : null,
+        })),
       );
     },
     pause(domain, vmta): QueueActionResult {
-      const key = vmta ? `${domain.toLowerCase()}/${vmta}` : domain.toLowerCase();
-      paused.add(key);
-      return { queues: matching(domain, vmta).map((q) => q.key) };
+      const d = domain.toLowerCase();
+      if (vmta) pausedQueues.add(`${d}/${vmta}`);
+      else pausedDomains.add(d);
+      const hit = matching(d, vmta);
+      for (const q of hit) q.paused = true;
+      return { queues: hit.map((q) => q.key) };
     },
     resume(domain, vmta): QueueActionResult {
       const d = domain.toLowerCase();
-      const hit = matching(domain, vmta);
-      if (vmta) paused.delete(`${d}/${vmta}`);
+      const hit = matching(d, vmta);
+      if (vmta) pausedQueues.delete(`${d}/${vmta}`);
       else {
-        paused.delete(d);
-        for (const q of hit) paused.delete(q.key);
+        pausedDomains.delete(d);
+        for (const k of [...pausedQueues]) if (k.startsWith(`${d}/`)) pausedQueues.delete(k);
       }
-      for (const q of hit) pump(q);
+      for (const q of hit) {
+        q.paused = false;
+        pump(q);
+      }
       return { queues: hit.map((q) => q.key) };
     },
     schedule(domain): ScheduleResult {
@@ -558,6 +497,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const grace = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
       await Promise.race([Promise.allSettled([...inflight]), grace]);
       for (const q of queues.values()) for (const s of q.sessions) s.close();
+      // After the attempts above: their outcomes count in the saved warm-up state.
+      try {
+        deliv.close();
+      } catch (err) {
+        log.error('cannot stop deliverability state cleanly', { error: errorMessage(err) });
+      }
     },
   };
 }

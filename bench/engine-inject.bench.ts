@@ -86,14 +86,19 @@ const postfixReceived = (i: number): string => {
 };
 const engine = startEngine(
   conf,
-  profDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(profDir)}` } : {},
+  {},
+  profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`] : [],
 );
 const runDir = path.join(dir, 'run');
-/** Engine process CPU (user + system) in ms, from /proc/<pid>/stat fields 14 and 15 (clock ticks). */
-const engineCpuMs = (): number => {
+/** Engine process CPU in ms from /proc/<pid>/stat fields 14 (utime) and 15 (stime), in 10 ms clock ticks. */
+const engineCpu = (): { user: number; system: number } => {
   const stat = fs.readFileSync(`/proc/${engine.child.pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
+};
+const engineCpuMs = (): number => {
+  const c = engineCpu();
+  return c.user + c.system;
 };
 try {
   await engine.waitFor(/engine started/);
@@ -102,6 +107,7 @@ try {
   }
   const cpu0 = process.cpuUsage();
   const engineCpu0 = engineCpuMs();
+  const split0 = engineCpu();
   const t0 = Date.now();
   const load = await runLoad({
     host: '127.0.0.1',
@@ -120,6 +126,7 @@ try {
   });
   const intakeMs = Date.now() - t0;
   const intakeCpuMs = engineCpuMs() - engineCpu0;
+  const split1 = engineCpu();
   let status: EngineStatusReport;
   for (;;) {
     if (values.hold) {
@@ -146,6 +153,10 @@ try {
         delivered: status.delivery.delivered,
         bounced: status.delivery.bounced,
         engineCpuMsPerMsgIntake: +(intakeCpuMs / load.accepted).toFixed(3),
+        engineUserSystemMsPerMsgIntake: [
+          +((split1.user - split0.user) / load.accepted).toFixed(3),
+          +((split1.system - split0.system) / load.accepted).toFixed(3),
+        ],
         engineCpuMsPerMsgTotal: values.hold ? null : +(totalCpuMs / load.accepted).toFixed(3),
         loadgenCpuMsPerMsg: +((gen.user + gen.system) / 1000 / MESSAGES).toFixed(3),
         postfixBaselineMsgPerSec: '350-400 (POSTFIX-NOTES)',

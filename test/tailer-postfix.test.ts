@@ -101,7 +101,7 @@ after(async () => {
   for (const s of sinks) await s.close();
 });
 
-describe('tailer on a real Postfix', { timeout: 120_000 }, () => {
+describe('tailer on a real Postfix', { timeout: 300_000 }, () => {
   it('writes a d row with envelope, Message-ID, size and relay', async () => {
     const [d] = await rowsFor('alice@ok.test', 'd');
     assert.ok(d, 'no delivered row');
@@ -131,7 +131,7 @@ describe('tailer on a real Postfix', { timeout: 120_000 }, () => {
     const t = await rowsFor('full@soft.test', 't');
     assert.ok(t.length >= 1, 'no deferral row');
     assert.equal(t[0]!.dsnStatus, '4.2.2');
-    const [b] = await rowsFor('full@soft.test', 'b', 60_000);
+    const [b] = await rowsFor('full@soft.test', 'b', 120_000);
     assert.ok(b, 'no expiry row');
     assert.equal(b.bounceCat, 'message-expired');
     assert.equal(b.postfixQueueId, t[0]!.postfixQueueId);

@@ -35,8 +35,14 @@ export function runEngineCli(
   });
 }
 
-export function startEngine(configPath: string, env: NodeJS.ProcessEnv = {}): EngineProc {
-  const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, 'engine', '--config', configPath], {
+/** `nodeArgs` go before the script, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
+export function startEngine(
+  configPath: string,
+  env: NodeJS.ProcessEnv = {},
+  nodeArgs: string[] = [],
+): EngineProc {
+  const argv = [...nodeArgs, '--import', 'tsx', RUNNER, 'engine', '--config', configPath];
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -37,17 +37,23 @@ export function validateRecord(rec: AcctRecord): void {
   if (rec.bounceCat != null && !CATEGORIES.has(rec.bounceCat)) bad(`unknown bounceCat ${rec.bounceCat}`);
 }
 
+const COLUMN_COUNT = ACCT_COLUMNS.length;
+const RCPT_DOMAIN = ACCT_COLUMNS.indexOf('rcptDomain');
+
+/** Bind values in column order; a plain loop, since every engine and tailer row passes through here. */
 function rowValues(rec: AcctRecord): unknown[] {
   const r = rec as unknown as Record<string, unknown>;
-  return ACCT_COLUMNS.map((c) => {
-    if (c === 'rcptDomain') {
-      const d =
-        rec.rcptDomain ?? (rec.rcpt?.includes('@') ? rec.rcpt.slice(rec.rcpt.lastIndexOf('@') + 1) : null);
-      return d ? d.toLowerCase() : null;
-    }
-    const v = r[c];
-    return v === undefined ? null : v;
-  });
+  const out = new Array<unknown>(COLUMN_COUNT);
+  for (let i = 0; i < COLUMN_COUNT; i++) {
+    const v = r[ACCT_COLUMNS[i]!];
+    out[i] = v === undefined ? null : v;
+  }
+  if (RCPT_DOMAIN >= 0) {
+    const at = rec.rcpt ? rec.rcpt.lastIndexOf('@') : -1;
+    const d = rec.rcptDomain ?? (at >= 0 ? rec.rcpt!.slice(at + 1) : null);
+    out[RCPT_DOMAIN] = d ? d.toLowerCase() : null;
+  }
+  return out;
 }
 
 export class AcctWriter {

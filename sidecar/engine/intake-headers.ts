@@ -106,9 +106,17 @@ export function processHeaders(raw: Buffer, rules: HeaderRules): HeaderFacts {
   return { vmtaRequest, jobId, messageId, postfixQueueId, body };
 }
 
-/** RFC 5322 date-time, e.g. `Thu, 05 Mar 2026 06:26:05 +0000`. */
+let dateSecond = -1;
+let dateText = '';
+
+/** RFC 5322 date-time, e.g. `Thu, 05 Mar 2026 06:26:05 +0000` (formatted once per second: intake hot path). */
 export function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace(/GMT$/, '+0000');
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = d.toUTCString().replace(/GMT$/, '+0000');
+  }
+  return dateText;
 }
 
 /** The engine's trace header (RFC 5321 §4.4), CRLF-terminated. */

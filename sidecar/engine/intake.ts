@@ -47,6 +47,27 @@ interface DsnAddress {
   dsn?: { notify?: string[]; orcpt?: string };
 }
 
+/**
+ * smtp-server writes every reply line on its own (one per LMTP recipient after DATA, one per pipelined
+ * command): cork on the first write of a tick and uncork on the next, so they leave in one syscall.
+ */
+function coalesceWrites(socket: net.Socket): void {
+  const write = socket.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return (write as (...a: unknown[]) => boolean).apply(socket, args);
+  }) as typeof socket.write;
+}
+
 /** smtp-server's `connect(socket)` hands it an accepted socket; it is public but not in the typings. */
 type Connectable = SMTPServer & { connect(socket: net.Socket, opts: object): void };
 
@@ -154,6 +175,7 @@ export class Intake {
       socket.setTimeout(0);
       const verb = buf.subarray(0, 4).toString('latin1').toUpperCase();
       const server = verb === 'LHLO' ? this.lmtp : this.smtp;
+      coalesceWrites(socket);
       const write = socket.write;
       socket.write = ((chunk: unknown, ...rest: unknown[]) => {
         socket.write = write;

@@ -83,7 +83,8 @@ describe('deliverability through the engine: warm-up, DKIM, DNSBL', () => {
       for (let i = 0; i < 4; i++) send('bad-');
       for (let i = 0; i < 3; i++) send('g');
       await sink.waitForArrivals(11, 20_000);
-      await until(() => w.rows("type = 'b'").length === 4, 20_000, 'bounces');
+      // Every outcome recorded (the sink sees DATA end before the engine sees its reply).
+      await until(() => w.rows("type IN ('d','b')").length === 15, 20_000, 'outcomes');
 
       // Day 3 held at day 2 (bounce rate 40% > 10%): still 10 a day.
       clock.advance(DAY);
@@ -93,6 +94,7 @@ describe('deliverability through the engine: warm-up, DKIM, DNSBL', () => {
       await sink.waitForArrivals(21, 20_000);
       await sleep(2000);
       assert.equal(sink.arrivals.length, 21, 'held day keeps the day-2 cap of 10');
+      await until(() => w.rows("type = 'd'").length === 21, 20_000, 'outcomes');
       assert.equal(w.scheduler.queuedRecipients(), 5);
 
       // A clean day advances to day 3 (cap 20): the waiting 5 go.

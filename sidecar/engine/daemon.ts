@@ -112,6 +112,7 @@ export class EngineDaemon {
       classifier: BounceClassifier.load({ operatorRules: operatorRules(config) }),
       suppression: SuppressionList.open(this.store),
       dsnSink: this.dsn,
+      deliverability: { warmupStatePath: join(g.spoolDir, 'warmup-state.json') },
     });
     // The DSN sender must see owed bounces before final messages are removed (takeRecovered's order).
     const recovered = this.spool.takeRecovered((entry, idx) => this.dsn.owed(entry, idx));

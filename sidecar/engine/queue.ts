@@ -202,6 +202,44 @@ export class DeliveryQueue {
     return this.retry.peek()?.dueAt ?? null;
   }
 
+  /** An open idle session to reuse (its idle timer stopped), or null. */
+  takeIdle(): OutboundSession | null {
+    for (let s = this.idle.pop(); s; s = this.idle.pop()) {
+      const timer = this.idleTimers.get(s);
+      if (timer) {
+        clearTimeout(timer);
+        this.idleTimers.delete(s);
+      }
+      if (!s.isClosed) return s;
+    }
+    return null;
+  }
+
+  /** Idle sessions close after connection-idle-timeout unless reused first. */
+  armIdleTimers(): void {
+    for (const s of this.idle) {
+      if (this.idleTimers.has(s)) continue;
+      const timer = setTimeout(() => {
+        this.idleTimers.delete(s);
+        const i = this.idle.indexOf(s);
+        if (i >= 0) this.idle.splice(i, 1);
+        s.close();
+      }, this.settings.connectionIdleTimeout);
+      timer.unref();
+      this.idleTimers.set(s, timer);
+    }
+  }
+
+  /** Close every idle session now (the queue may not send for a while). */
+  closeIdle(): void {
+    for (const s of this.idle.splice(0)) {
+      const timer = this.idleTimers.get(s);
+      if (timer) clearTimeout(timer);
+      this.idleTimers.delete(s);
+      s.close();
+    }
+  }
+
   noteError(text: string, now: number): void {
     this.lastError = text;
     this.lastErrorAt = now;

@@ -13,22 +13,13 @@ import type { DomainSettings, FreightConfig } from '../config/model.js';
 import type { DeliverabilityEvent } from '../deliverability/events.js';
 import { createAttempts } from './attempt.js';
 import { DEFAULT_TIMEOUTS, type SessionTimeouts } from './connector.js';
-import type {
-  DeliveryStatus,
-  DomainInfo,
-  EngineControl,
-  QueueActionResult,
-  QueueInfo,
-  ScheduleResult,
-  VmtaInfo,
-} from './control-types.js';
+import type { EngineControl } from './control-types.js';
 import { type DeliverabilityOptions, EngineDeliverability } from './deliverability.js';
 import { createDnsResolver, type DnsResolver } from './dns-resolver.js';
 import { AttemptOutcome, type OutcomePorts } from './outcome.js';
 import { DeliveryQueue, type EffectiveLimits, type Job } from './queue.js';
-import { deliveryStatus, domainInfos, queueInfo, vmtaInfos } from './queue-report.js';
+import { createQueueControl } from './queue-control.js';
 import { DEFAULT_VMTA, domainOf, type Route, Router, type VmtaChoice } from './routing.js';
-import type { OutboundSession } from './session.js';
 import type { SchedulerPort, SpooledMessage } from './types.js';
 
 const log = createLogger('engine/scheduler');
@@ -72,13 +63,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const router = new Router(config);
   const queues = new Map<string, DeliveryQueue>();
   const messages = new Map<string, MessageState>();
-  /**
-   * Pause state: `pause(domain)` pauses every queue of the domain, and queues it gets later; `pause(domain,
-   * vmta)` one queue. `resume(domain, vmta)` releases that queue even under a domain pause; `resume(domain)`
-   * releases them all.
-   */
-  const pausedDomains = new Set<string>();
-  const pausedQueues = new Set<string>();
   let totalQueued = 0;
   let closed = false;
   /** Attempts in progress, so close() can let them record their outcome. */
@@ -114,7 +98,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         settings,
         limitsFor({ domain: route.queueDomain, vmta: route.vmta }, settings),
       );
-      q.paused = pausedDomains.has(q.domain) || pausedQueues.has(q.key);
+      q.paused = control.pausedAtBirth(q);
       queues.set(route.key, q);
     }
     return q;
@@ -177,32 +161,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     pump(q);
   }
 
-  function takeIdle(q: DeliveryQueue): OutboundSession | null {
-    for (let s = q.idle.pop(); s; s = q.idle.pop()) {
-      const timer = q.idleTimers.get(s);
-      if (timer) {
-        clearTimeout(timer);
-        q.idleTimers.delete(s);
-      }
-      if (!s.isClosed) return s;
-    }
-    return null;
-  }
-
-  function armIdleTimers(q: DeliveryQueue): void {
-    for (const s of q.idle) {
-      if (q.idleTimers.has(s)) continue;
-      const timer = setTimeout(() => {
-        q.idleTimers.delete(s);
-        const i = q.idle.indexOf(s);
-        if (i >= 0) q.idle.splice(i, 1);
-        s.close();
-      }, q.settings.connectionIdleTimeout);
-      timer.unref();
-      q.idleTimers.set(s, timer);
-    }
-  }
-
   /** Queue domain a (recipient domain, vmta) routes to: the key warm-up caps and source blocks use. */
   const usable = (rcptDomain: string) => (vmta: string) =>
     deliv.canUse(vmta, router.route(rcptDomain, { vmta, pool: null }).route.queueDomain);
@@ -231,15 +189,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     return q.ready.peek() !== head;
   }
 
-  function closeIdle(q: DeliveryQueue): void {
-    for (const s of q.idle.splice(0)) {
-      const timer = q.idleTimers.get(s);
-      if (timer) clearTimeout(timer);
-      q.idleTimers.delete(s);
-      s.close();
-    }
-  }
-
   function pump(q: DeliveryQueue): void {
     if (closed || q.paused) return;
     const t = now();
@@ -248,7 +197,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (q.ready.length > 0 && deliv.reactor.isSourceDisabled(q.vmta, q.domain)) {
       // This source may not send here now: pool work moves on, the rest waits for re-enabling.
       handOff(q, touched);
-      closeIdle(q);
+      q.closeIdle();
     }
     while (q.ready.length > 0 && !deliv.reactor.isSourceDisabled(q.vmta, q.domain)) {
       const head = q.ready.peek() as Job;
@@ -261,7 +210,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         if (handOff(q, touched)) continue;
         break;
       }
-      const s = takeIdle(q);
+      const s = q.takeIdle();
       if (!s) {
         if (t < q.suspendedUntil) {
           wake(q, q.suspendedUntil);
@@ -292,7 +241,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       deliv.warmup.take(q.vmta, q.domain);
       track(attempts.run(q, s, q.ready.shift() as Job));
     }
-    armIdleTimers(q);
+    q.armIdleTimers();
     for (const other of touched) pump(other);
   }
 
@@ -398,11 +347,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     for (const q of touched) pump(q);
   }
 
-  function matching(domain: string, vmta?: string): DeliveryQueue[] {
-    const d = domain.toLowerCase();
-    return [...queues.values()].filter((q) => q.domain === d && (vmta === undefined || q.vmta === vmta));
-  }
-
   function reconfigure(next: FreightConfig): void {
     deliv.reconfigure(next);
     config = next;
@@ -421,68 +365,20 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     return { sourceIp: info.sourceIp || null, ehlo: info.hostName };
   }
 
-  const queueInfos = (): QueueInfo[] => {
-    const t = now();
-    return [...queues.values()].map((q) => queueInfo(q, q.paused, t));
-  };
+  const control = createQueueControl({
+    queues,
+    pump,
+    now,
+    router,
+    deliv,
+    queuedMessages: () => messages.size,
+  });
 
   return {
     submit,
     queuedRecipients: () => totalQueued,
     reconfigure,
-    status: (): DeliveryStatus => deliveryStatus(queueInfos(), messages.size),
-    queues: queueInfos,
-    domains: (): DomainInfo[] => domainInfos(queueInfos()),
-    vmtas: (): VmtaInfo[] => {
-      const names = router.vmtaNames();
-      if ([...queues.values()].some((q) => q.vmta === DEFAULT_VMTA)) names.push(DEFAULT_VMTA);
-      const disabled = new Set(deliv.reactor.sources.list().map((e) => e.vmta));
-      return vmtaInfos(
-        queueInfos(),
-        names.map((name) => ({
-          name,
-          ...router.vmtaInfo(name),
-          disabled: disabled.has(name),
-          disabledUntil: disabled.has(name) ? deliv.reactor.sources.disabledUntil(name) : null,
-        })),
-      );
-    },
-    pause(domain, vmta): QueueActionResult {
-      const d = domain.toLowerCase();
-      if (vmta) pausedQueues.add(`${d}/${vmta}`);
-      else pausedDomains.add(d);
-      const hit = matching(d, vmta);
-      for (const q of hit) q.paused = true;
-      return { queues: hit.map((q) => q.key) };
-    },
-    resume(domain, vmta): QueueActionResult {
-      const d = domain.toLowerCase();
-      const hit = matching(d, vmta);
-      if (vmta) pausedQueues.delete(`${d}/${vmta}`);
-      else {
-        pausedDomains.delete(d);
-        for (const k of [...pausedQueues]) if (k.startsWith(`${d}/`)) pausedQueues.delete(k);
-      }
-      for (const q of hit) {
-        q.paused = false;
-        pump(q);
-      }
-      return { queues: hit.map((q) => q.key) };
-    },
-    schedule(domain): ScheduleResult {
-      let rescheduled = 0;
-      for (const q of matching(domain)) {
-        for (const job of q.retry.drain()) {
-          rescheduled += job.rcpts.length;
-          q.ready.push({ ...job, dueAt: 0 });
-        }
-        if (q.retryTimer) clearTimeout(q.retryTimer);
-        q.retryTimer = null;
-        q.suspendedUntil = 0;
-        pump(q);
-      }
-      return { domain: domain.toLowerCase(), rescheduled };
-    },
+    ...control,
     async close(): Promise<void> {
       closed = true;
       for (const q of queues.values()) {

@@ -233,6 +233,9 @@ export class OutboundSession {
         this.onDeath = null;
         if (!body.destroyed) body.destroy();
         const replies = this.collect(envelope.to.length, env, indexByRcpt, err, dataReply);
+        // A 421 means the remote is closing the connection: no RSET, it would never be answered.
+        const closing = replies.some((r) => r.remote && r.code === 421);
+        if (closing) this.close();
         const needsReset = err?.code === 'EENVELOPE' && !this.closed;
         if (!err || err.code === 'EMESSAGE') this.messagesSent++;
         if (!needsReset) {
@@ -240,10 +243,22 @@ export class OutboundSession {
           resolve(replies);
           return;
         }
-        this.conn.reset((resetErr) => {
-          if (resetErr) this.close();
+        let settled = false;
+        const settle = () => {
+          if (settled) return;
+          settled = true;
+          this.onDeath = null;
           this.busy = false;
           resolve(replies);
+        };
+        // The connection may die before RSET is answered; the replies are known either way.
+        this.onDeath = () => {
+          this.close();
+          settle();
+        };
+        this.conn.reset((resetErr) => {
+          if (resetErr) this.close();
+          settle();
         });
       };
       this.onDeath = (err) => finish(err, null);

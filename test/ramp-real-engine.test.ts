@@ -1,0 +1,145 @@
+/**
+ * The migration ramp end to end with the real engine: Postfix asks `freight ramp` per recipient; the
+ * engine share is handed over LMTP to a real `freight engine`, which resolves the MX in the test DNS and
+ * delivers from its virtual MTA; the rest goes by Postfix's own smtp. 10 % of 5,000, then 100 %, then
+ * 0 % while both paths hold mail in retry — every recipient arrives exactly once, by exactly one path.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { arrivalCounts, recipients, submitBulk, waitUntil } from './ramp-harness.js';
+import { startDnsServer, type TestDns } from './world/dns.js';
+import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
+import { addr, freePort, type Sink, startSink, testSubnet } from './world/index.js';
+import { startTestPostfix, type TestPostfix } from './world/postfix.js';
+
+const subnet = testSubnet();
+const ip = (n: number) => addr(subnet, n);
+let dns: TestDns;
+let postfix: TestPostfix;
+let engineSink: Sink;
+let postfixSink: Sink;
+let ramp: FreightDaemon;
+let engine: FreightDaemon;
+
+const startEngine = async () => {
+  engine = startFreight(['engine', '--config', postfix.configPath]);
+  await engine.waitFor(/engine started/, 60_000);
+};
+
+const setShare = async (percent: number) => {
+  const r = await runFreight(['ramp', 'set', 'example.com', String(percent), '--config', postfix.configPath]);
+  assert.equal(r.code, 0, r.stderr);
+  await ramp.waitFor(new RegExp(`share example\\.com ${percent}%`), 10_000);
+};
+
+function assertOnePathEach(): void {
+  const e = arrivalCounts(engineSink);
+  const p = arrivalCounts(postfixSink);
+  for (const [rcpt, n] of e) assert.equal(n, 1, `${rcpt} arrived ${n}× on the engine path`);
+  for (const [rcpt, n] of p) assert.equal(n, 1, `${rcpt} arrived ${n}× on the Postfix path`);
+  assert.deepEqual(
+    [...e.keys()].filter((r) => p.has(r)),
+    [],
+    'recipients delivered by both paths',
+  );
+}
+
+before(async () => {
+  dns = await startDnsServer({ host: ip(53) });
+  const port = await freePort(ip(6));
+  engineSink = await startSink({ host: ip(6), port, name: 'mx-via-engine' });
+  postfixSink = await startSink({ host: ip(5), port, name: 'mx-via-postfix' });
+  dns.mx('example.com', [{ exchange: 'mx.example.com', priority: 10 }]);
+  dns.a('mx.example.com', [ip(6)]);
+  postfix = await startTestPostfix({
+    globals: { 'ramp-enabled': 'yes', 'dns-server': dns.address, 'remote-smtp-port': String(port) },
+    // Postfix's own path goes to its own sink so that arrivals tell the two paths apart.
+    transports: [`example.com smtp:[${postfixSink.host}]:${port}`],
+    freightConf: `
+<virtual-mta mta1>
+  smtp-source-host ${ip(10)} mta1.freight.test
+</virtual-mta>
+<domain *>
+  virtual-mta mta1
+  retry-after 1s
+  max-smtp-out 10
+</domain>
+`,
+  });
+  await startEngine();
+  ramp = startFreight(['ramp', '--config', postfix.configPath]);
+  await ramp.waitFor(/listening on/, 60_000);
+});
+
+after(async () => {
+  await ramp?.stop();
+  await engine?.stop();
+  await postfix?.stop();
+  await engineSink?.close();
+  await postfixSink?.close();
+  await dns?.close();
+});
+
+test('10 % of 5,000 recipients go through the real engine, the rest through Postfix, all once', async (t) => {
+  await setShare(10);
+  const rcpts = recipients('a', 5000);
+  await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 100, parallel: 5 });
+  await waitUntil(
+    '5,000 arrivals',
+    () => arrivalCounts(engineSink).size + arrivalCounts(postfixSink).size >= 5000,
+    240_000,
+  );
+  const viaEngine = arrivalCounts(engineSink);
+  const share = (100 * viaEngine.size) / rcpts.length;
+  t.diagnostic(`engine path ${viaEngine.size} (${share}%), Postfix path ${arrivalCounts(postfixSink).size}`);
+  assert.ok(share >= 8 && share <= 12, `engine share ${share}%`);
+  assert.ok(
+    engineSink.arrivals.every((a) => a.sourceIp === ip(10) && a.ehlo === 'mta1.freight.test'),
+    'the engine delivered from mta1',
+  );
+  assertOnePathEach();
+});
+
+test('at 100 %, every new recipient goes through the engine', async () => {
+  const before = postfixSink.arrivals.length;
+  await setShare(100);
+  const rcpts = recipients('b', 500);
+  await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 50, parallel: 5 });
+  await waitUntil('500 engine arrivals', () => rcpts.every((r) => arrivalCounts(engineSink).has(r)), 120_000);
+  assert.equal(postfixSink.arrivals.length, before, 'nothing new on the Postfix path');
+  assertOnePathEach();
+});
+
+test('rollback to 0 % with retries on both paths: nothing lost, nothing twice, one path each', async () => {
+  // Mail the engine already holds and retries: its MX defers the "c" recipients for now.
+  engineSink.setScript({ rcptTo: [{ match: /^c\d+@/i, code: 450, message: '4.2.1 Try again later' }] });
+  const inEngine = recipients('c', 200);
+  await submitBulk(postfix.host, postfix.port, inEngine, { perMessage: 50, parallel: 4 });
+  await waitUntil(
+    'engine retrying every c recipient',
+    () => inEngine.every((r) => engineSink.refusals.some((x) => x.address?.toLowerCase() === r)),
+    120_000,
+  );
+  // Mail Postfix holds for the engine path: the engine is down, so Postfix defers the hand-off.
+  await engine.stop();
+  const inPostfix = recipients('d', 200);
+  await submitBulk(postfix.host, postfix.port, inPostfix, { perMessage: 50, parallel: 4 });
+  await postfix.waitForLog(/to=<d\d+@example\.com>.*relay=none.*status=deferred/, { timeoutMs: 60_000 });
+
+  await setShare(0);
+  engineSink.setScript({});
+  await startEngine();
+  await waitUntil(
+    'all rollback recipients delivered',
+    () =>
+      inEngine.every((r) => arrivalCounts(engineSink).has(r)) &&
+      inPostfix.every((r) => arrivalCounts(postfixSink).has(r)),
+    180_000,
+  );
+  const viaEngine = arrivalCounts(engineSink);
+  const viaPostfix = arrivalCounts(postfixSink);
+  for (const r of inEngine) assert.ok(!viaPostfix.has(r), `${r} was handed to the engine and stays there`);
+  for (const r of inPostfix) assert.ok(!viaEngine.has(r), `${r} was still in Postfix and takes its path`);
+  assertOnePathEach();
+  assert.equal(viaEngine.size + viaPostfix.size, 5000 + 500 + 200 + 200);
+});

@@ -101,7 +101,7 @@ describe('deliverability through the engine: warm-up, DKIM, DNSBL', () => {
       clock.advance(DAY);
       assert.equal(tq('warmup-advanced').length, 2);
       await sink.waitForArrivals(26, 20_000);
-      assert.equal(w.scheduler.queuedRecipients(), 0);
+      await until(() => w.scheduler.queuedRecipients() === 0, 20_000, 'queue empty');
       assert.ok(sink.arrivals.every((a) => a.sourceIp === w.ip(11)));
     } finally {
       await w.close();

@@ -20,6 +20,7 @@ let engineSink: Sink;
 let postfixSink: Sink;
 let ramp: FreightDaemon;
 let engine: FreightDaemon;
+let tailer: FreightDaemon;
 
 const startEngine = async () => {
   engine = startFreight(['engine', '--config', postfix.configPath]);
@@ -68,11 +69,13 @@ before(async () => {
   });
   await startEngine();
   ramp = startFreight(['ramp', '--config', postfix.configPath]);
+  tailer = startFreight(['tailer', '--config', postfix.configPath]);
   await ramp.waitFor(/listening on/, 60_000);
 });
 
 after(async () => {
   await ramp?.stop();
+  await tailer?.stop();
   await engine?.stop();
   await postfix?.stop();
   await engineSink?.close();
@@ -142,4 +145,56 @@ test('rollback to 0 % with retries on both paths: nothing lost, nothing twice, o
   for (const r of inPostfix) assert.ok(!viaEngine.has(r), `${r} was still in Postfix and takes its path`);
   assertOnePathEach();
   assert.equal(viaEngine.size + viaPostfix.size, 5000 + 500 + 200 + 200);
+});
+
+interface PathRow {
+  group: string;
+  delivered: number;
+  deferred: number;
+  bounced: number;
+  deliveryRate: number | null;
+  topDeferrals: Array<{ diag: string; count: number }>;
+}
+
+test('acct summary --by path shows the two paths side by side, hand-offs apart', async () => {
+  const viaEngine = arrivalCounts(engineSink).size;
+  const viaPostfix = arrivalCounts(postfixSink).size;
+  let rows: PathRow[] = [];
+  const byPath = (g: string) => rows.find((r) => r.group === g);
+  // The tailer accounts Postfix's half from the maillog; poll the report until it has caught up.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await runFreight([
+      'acct',
+      'summary',
+      '--by',
+      'path',
+      '--domain',
+      'example.com',
+      '--since',
+      '1h',
+      '--json',
+      '--config',
+      postfix.configPath,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    rows = JSON.parse(r.stdout);
+    const caughtUp =
+      (byPath('postfix')?.delivered ?? 0) >= viaPostfix && (byPath('handoff')?.delivered ?? 0) >= viaEngine;
+    if (caughtUp || Date.now() > deadline) break;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  assert.equal(
+    byPath('postfix')?.delivered,
+    viaPostfix,
+    'Postfix path: one d row per recipient it delivered',
+  );
+  assert.equal(byPath('engine')?.delivered, viaEngine, 'engine path: one d row per recipient it delivered');
+  assert.ok((byPath('engine')?.deferred ?? 0) >= 200, 'the engine path shows its deferrals');
+  assert.ok(
+    byPath('engine')?.topDeferrals.some((d) => /Try again later/.test(d.diag)),
+    'with the deferral diagnostic',
+  );
+  assert.equal(byPath('handoff')?.delivered, viaEngine, 'every engine recipient was handed off once');
+  assert.ok((byPath('handoff')?.deferred ?? 0) >= 200, 'hand-offs deferred while the engine was down');
 });

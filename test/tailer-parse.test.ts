@@ -141,6 +141,7 @@ describe('rows from a log written by Postfix 3.7', () => {
   it('marks a hand-off to the engine listener', () => {
     const [h] = of('d', 'd@engine.test');
     assert.equal(h!.queue, 'freight-engine');
+    assert.equal(h!.path, 'handoff');
     assert.equal(of('d', 'a@ok.test')[0]!.queue, null);
   });
 

@@ -163,6 +163,6 @@ describe('tailer on a real Postfix', { timeout: 300_000 }, () => {
     w.close();
     const rows = trail(store, String(h.postfixQueueId));
     store.close();
-    assert.deepEqual(rows.map((r) => `${r.path}:${r.type}`).sort(), ['engine:d', 'postfix:d']);
+    assert.deepEqual(rows.map((r) => `${r.path}:${r.type}`).sort(), ['engine:d', 'handoff:d']);
   });
 });

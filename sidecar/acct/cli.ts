@@ -173,8 +173,11 @@ const exportCmd: Command = {
           if (out.length >= 1000) process.stdout.write(out.splice(0).join(''));
         };
         if (values.format === 'pmta-csv') emit(pmtaCsvHeader());
-        for (const row of iterate(store, f))
-          emit(values.format === 'pmta-csv' ? pmtaCsvLine(row) : jsonLine(row));
+        for (const row of iterate(store, f)) {
+          if (values.format === 'jsonl') emit(jsonLine(row));
+          // A hand-off is Postfix passing mail to the engine; the engine's own row is the delivery.
+          else if (row.path !== 'handoff') emit(pmtaCsvLine(row));
+        }
         process.stdout.write(out.join(''));
         return 0;
       } finally {

@@ -12,7 +12,12 @@ export type AcctType =
   | 'f' // feedback (complaint)
   | 'rj'; // rejected at intake (policy REJECT/DEFER, NOQUEUE reject) — Freight's own type
 
-export type AcctPath = 'engine' | 'postfix' | 'policy';
+/**
+ * Which path produced the event: `postfix` (Postfix delivered it itself), `handoff` (Postfix handing the
+ * message to the engine — not a delivery to the recipient, so side-by-side reports and PowerMTA exports
+ * keep it apart), `engine`, or `policy` (decided at intake by the policy daemon).
+ */
+export type AcctPath = 'engine' | 'postfix' | 'handoff' | 'policy';
 
 export const BOUNCE_CATEGORIES = [
   'bad-configuration',
@@ -85,4 +90,11 @@ export interface AcctRecord {
    * with the same key, so re-importing adds nothing. Null/absent: never deduplicated.
    */
   dedupeKey?: string | null;
+}
+
+/** The recipient's domain, lower-cased: `rcptDomain` if the writer set it, else taken from `rcpt`. */
+export function rcptDomainOf(rec: Pick<AcctRecord, 'rcpt' | 'rcptDomain'>): string | null {
+  if (rec.rcptDomain) return rec.rcptDomain.toLowerCase();
+  const at = rec.rcpt ? rec.rcpt.lastIndexOf('@') : -1;
+  return at >= 0 ? rec.rcpt!.slice(at + 1).toLowerCase() : null;
 }

@@ -3,7 +3,7 @@
  * path × jobId, and deferral/bounce diagnostics with their variable parts masked so they group.
  * The writer maintains them in the same transaction as the raw rows, so they never disagree.
  */
-import type { AcctRecord } from './record.js';
+import { type AcctRecord, rcptDomainOf } from './record.js';
 
 export const HOUR_MS = 3_600_000;
 
@@ -48,7 +48,7 @@ export function rollupKey(rec: AcctRecord): RollupKey {
   return [
     hourOf(rec.timeLogged),
     rec.type,
-    (rec.rcptDomain ?? '').toLowerCase(),
+    rcptDomainOf(rec) ?? '',
     rec.vmta ?? '',
     rec.bounceCat ?? '',
     rec.path,

@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { errorMessage, FreightError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
-import { type AcctRecord, BOUNCE_CATEGORIES } from './record.js';
+import { type AcctRecord, BOUNCE_CATEGORIES, rcptDomainOf } from './record.js';
 import { RollupBatch } from './rollup.js';
 import { ACCT_COLUMNS } from './schema.js';
 import type { AcctStore } from './store.js';
@@ -15,7 +15,7 @@ import type { AcctStore } from './store.js';
 const log = createLogger('acct');
 
 const TYPES = new Set(['r', 'd', 'b', 't', 'tq', 'rb', 'f', 'rj']);
-const PATHS = new Set(['engine', 'postfix', 'policy']);
+const PATHS = new Set(['engine', 'postfix', 'handoff', 'policy']);
 const CATEGORIES: ReadonlySet<string> = new Set(BOUNCE_CATEGORIES);
 
 export interface AcctWriterOptions {
@@ -48,11 +48,7 @@ function rowValues(rec: AcctRecord): unknown[] {
     const v = r[ACCT_COLUMNS[i]!];
     out[i] = v === undefined ? null : v;
   }
-  if (RCPT_DOMAIN >= 0) {
-    const at = rec.rcpt ? rec.rcpt.lastIndexOf('@') : -1;
-    const d = rec.rcptDomain ?? (at >= 0 ? rec.rcpt!.slice(at + 1) : null);
-    out[RCPT_DOMAIN] = d ? d.toLowerCase() : null;
-  }
+  if (RCPT_DOMAIN >= 0) out[RCPT_DOMAIN] = rcptDomainOf(rec);
   return out;
 }
 

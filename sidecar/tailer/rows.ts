@@ -98,7 +98,12 @@ export class RowBuilder {
       s === 'sent' ? 'd' : s === 'deferred' ? 't' : s === 'bounced' || s.endsWith('expired') ? 'b' : null;
     if (type === null) return null;
     const diag = dsnDiag(f.text, f.service);
-    const handoff = type === 'd' && this.isHandoff(f.relay);
+    // A deferral of the hand-off itself (engine down: relay=none) names the engine's address in its text.
+    const handoff =
+      this.isHandoff(f.relay) ||
+      (this.engineSuffix !== null &&
+        (f.relay === null || f.relay === 'none') &&
+        f.text.includes(this.engineSuffix));
     let bounceCat: BounceCategory | null = null;
     let hard = false;
     if (type === 'b' && s !== 'bounced') {
@@ -128,7 +133,7 @@ export class RowBuilder {
       dlvDestinationIp: mta.ip,
       dlvSize: st ? st.size || null : null,
       queue: handoff ? HANDOFF_QUEUE : null,
-      path: 'postfix',
+      path: handoff ? 'handoff' : 'postfix',
       postfixQueueId: qid,
       messageId: st?.messageId ?? null,
       rcptDomain: domainOf(f.to),

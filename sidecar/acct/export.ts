@@ -3,32 +3,9 @@
  * so existing PowerMTA pipelines keep working, or JSON lines with every Freight column.
  */
 import type { AcctRow } from './query.js';
+import { PMTA_CSV_COLUMNS } from './schema.js';
 
-export const PMTA_CSV_COLUMNS = [
-  'type',
-  'timeLogged',
-  'timeQueued',
-  'orig',
-  'rcpt',
-  'orcpt',
-  'dsnAction',
-  'dsnStatus',
-  'dsnDiag',
-  'dsnMta',
-  'bounceCat',
-  'srcType',
-  'srcMta',
-  'dlvType',
-  'dlvSourceIp',
-  'dlvDestinationIp',
-  'dlvEsmtpAvailable',
-  'dlvSize',
-  'vmta',
-  'jobId',
-  'envId',
-  'queue',
-  'vmtaPool',
-] as const;
+export { PMTA_CSV_COLUMNS };
 
 /** The record types PowerMTA's CSV export carries. */
 export const PMTA_CSV_TYPES = ['d', 'b'];

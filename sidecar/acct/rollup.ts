@@ -3,6 +3,7 @@
  * path × jobId, and deferral/bounce diagnostics with their variable parts masked so they group.
  * The writer maintains them in the same transaction as the raw rows, so they never disagree.
  */
+import type Database from 'better-sqlite3';
 import { type AcctRecord, rcptDomainOf } from './record.js';
 
 export const HOUR_MS = 3_600_000;
@@ -75,4 +76,20 @@ export class RollupBatch {
       else this.diags.set(dk, { key, diag, n: 1 });
     }
   }
+}
+
+/** Prepared upserts that add a batch's counts to the rollup tables, inside the caller's transaction. */
+export function rollupWriter(db: Database.Database): (batch: RollupBatch) => void {
+  const upsertHourly = db.prepare(
+    `INSERT INTO acct_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT DO UPDATE SET n = n + excluded.n`,
+  );
+  const upsertDiag = db.prepare(
+    `INSERT INTO acct_diag_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, diag, n)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n`,
+  );
+  return (batch) => {
+    for (const { key, n } of batch.counts.values()) upsertHourly.run(...key, n);
+    for (const { key, diag, n } of batch.diags.values()) upsertDiag.run(...key, diag, n);
+  };
 }

@@ -4,8 +4,8 @@
  * shipped migration — append a new one.
  */
 
-/** Columns of `acct` in PowerMTA order, then Freight's own; the writer and export use this list. */
-export const ACCT_COLUMNS = [
+/** PowerMTA's accounting fields, in the order of its CSV export. */
+export const PMTA_CSV_COLUMNS = [
   'type',
   'timeLogged',
   'timeQueued',
@@ -29,6 +29,11 @@ export const ACCT_COLUMNS = [
   'envId',
   'queue',
   'vmtaPool',
+] as const;
+
+/** Columns of `acct`: PowerMTA's, then Freight's own; the writer and export use this list. */
+export const ACCT_COLUMNS = [
+  ...PMTA_CSV_COLUMNS,
   'path',
   'postfixQueueId',
   'messageId',

@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 import { errorMessage, FreightError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { type AcctRecord, BOUNCE_CATEGORIES, rcptDomainOf } from './record.js';
-import { RollupBatch } from './rollup.js';
+import { RollupBatch, rollupWriter } from './rollup.js';
 import { ACCT_COLUMNS } from './schema.js';
 import type { AcctStore } from './store.js';
 
@@ -70,14 +70,7 @@ export class AcctWriter {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO acct (${ACCT_COLUMNS.join(', ')}) VALUES (${ACCT_COLUMNS.map(() => '?').join(', ')})`,
     );
-    const upsertHourly = this.db.prepare(
-      `INSERT INTO acct_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-    );
-    const upsertDiag = this.db.prepare(
-      `INSERT INTO acct_diag_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, diag, n)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-    );
+    const addRollups = rollupWriter(this.db);
     const tx = this.db.transaction((rows: AcctRecord[]) => {
       const rollup = new RollupBatch();
       let inserted = 0;
@@ -88,8 +81,7 @@ export class AcctWriter {
           rollup.add(rec);
         }
       }
-      for (const { key, n } of rollup.counts.values()) upsertHourly.run(...key, n);
-      for (const { key, diag, n } of rollup.diags.values()) upsertDiag.run(...key, diag, n);
+      addRollups(rollup);
       return inserted;
     });
     this.writeBatch = (rows) => tx.immediate(rows);

@@ -8,7 +8,7 @@ import { parseTimeArg } from '../acct/cli-db.js';
 import { SUMMARY_GROUPS, type SummaryBy, summary } from '../acct/query.js';
 import { FreightError } from '../common/errors.js';
 import { parseDuration } from '../config/units.js';
-import { parseRampDomain, parseRampPercent } from '../ramp/state.js';
+import { parseRampDomain, parseRampPercent, rampReport } from '../ramp/state.js';
 import type { SuppressionSource } from '../suppress/list.js';
 import type { Backends } from './clients.js';
 
@@ -40,21 +40,7 @@ export function dataRoutes(app: FastifyInstance, backends: Backends): void {
       }),
   );
 
-  app.get('/ramp', () => {
-    const state = backends.rampState();
-    const shares = new Map(state.shares().map((s) => [s.domain, s.percent]));
-    return state.currentSplits().map((s) => {
-      const total = s.engine + s.postfix;
-      return {
-        domain: s.domain,
-        share: shares.get(s.domain) ?? 0,
-        engine: s.engine,
-        postfix: s.postfix,
-        measured: total > 0 ? Number(((100 * s.engine) / total).toFixed(2)) : null,
-        since: new Date(s.since).toISOString(),
-      };
-    });
-  });
+  app.get('/ramp', () => rampReport(backends.rampState()));
 
   app.put<{ Params: { domain: string }; Body: { percent: number | string } }>(
     '/ramp/:domain',

@@ -103,7 +103,9 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
   d('spool-commit-delay', 'duration', 'extra wait before a group-commit round, to batch more messages', {
     default: 0,
   }),
-  d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', { default: 1024 ** 2 }),
+  d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', {
+    default: 1024 ** 2,
+  }),
 ];
 
 export const DOMAIN_DIRECTIVES: DirectiveSpec[] = [

@@ -12,7 +12,7 @@ import type { FreightConfig } from '../config/model.js';
 import { postfixLayout } from '../postfix/layout.js';
 import { engineTransportOf, RampDaemon } from './daemon.js';
 import { renderRandmap } from './render-randmap.js';
-import { parseRampDomain, parseRampPercent, RampState } from './state.js';
+import { parseRampDomain, parseRampPercent, RampState, rampReport } from './state.js';
 
 function withState<T>(config: FreightConfig, fn: (state: RampState) => T): T {
   const state = RampState.open(config.global.acctDb);
@@ -117,20 +117,7 @@ export const commands: Command[] = [
           options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
         });
         const config = loadConfig(resolveConfigPath(values.config));
-        const rows = withState(config, (state) => {
-          const shares = new Map(state.shares().map((s) => [s.domain, s.percent]));
-          return state.currentSplits().map((s) => {
-            const total = s.engine + s.postfix;
-            return {
-              domain: s.domain,
-              share: shares.get(s.domain) ?? 0,
-              engine: s.engine,
-              postfix: s.postfix,
-              measured: total > 0 ? Number(((100 * s.engine) / total).toFixed(2)) : null,
-              since: new Date(s.since).toISOString(),
-            };
-          });
-        });
+        const rows = withState(config, rampReport);
         printRows(rows, { json: values.json === true });
         return 0;
       } catch (err) {

@@ -155,3 +155,29 @@ export class RampState {
       .all() as RampSplit[];
   }
 }
+
+export type RampReportRow = {
+  domain: string;
+  share: number;
+  engine: number;
+  postfix: number;
+  /** engine / (engine + postfix) in percent, or null before any recipient was asked about. */
+  measured: number | null;
+  since: string;
+};
+
+/** Each ramped domain's share and measured split, as `freight ramp show` and `GET /ramp` report it. */
+export function rampReport(state: RampState): RampReportRow[] {
+  const shares = new Map(state.shares().map((s) => [s.domain, s.percent]));
+  return state.currentSplits().map((s) => {
+    const total = s.engine + s.postfix;
+    return {
+      domain: s.domain,
+      share: shares.get(s.domain) ?? 0,
+      engine: s.engine,
+      postfix: s.postfix,
+      measured: total > 0 ? Number(((100 * s.engine) / total).toFixed(2)) : null,
+      since: new Date(s.since).toISOString(),
+    };
+  });
+}

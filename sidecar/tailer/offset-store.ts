@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { AcctRecord } from '../acct/record.js';
-import { RollupBatch } from '../acct/rollup.js';
+import { RollupBatch, rollupWriter } from '../acct/rollup.js';
 import { ACCT_COLUMNS } from '../acct/schema.js';
 import type { AcctStore } from '../acct/store.js';
 import { validateRecord } from '../acct/writer.js';
@@ -61,14 +61,7 @@ export class TailerStore {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO acct (${ACCT_COLUMNS.join(', ')}) VALUES (${ACCT_COLUMNS.map(() => '?').join(', ')})`,
     );
-    const upsertHourly = this.db.prepare(
-      `INSERT INTO acct_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-    );
-    const upsertDiag = this.db.prepare(
-      `INSERT INTO acct_diag_hourly (hour, type, rcptDomain, vmta, bounceCat, path, jobId, diag, n)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-    );
+    const addRollups = rollupWriter(this.db);
     const putQueue = this.db.prepare('INSERT OR REPLACE INTO tailer_queue (qid, state) VALUES (?, ?)');
     const delQueue = this.db.prepare('DELETE FROM tailer_queue WHERE qid = ?');
     const putPos = this.db.prepare(
@@ -90,8 +83,7 @@ export class TailerStore {
           if (b.suppress.length > 0) fresh.add(rec);
         }
       }
-      for (const { key, n } of rollup.counts.values()) upsertHourly.run(...key, n);
-      for (const { key, diag, n } of rollup.diags.values()) upsertDiag.run(...key, diag, n);
+      addRollups(rollup);
       if (suppressor) for (const s of b.suppress) if (fresh.has(s.row)) suppressor(s);
       for (const [qid, st] of b.upserts) putQueue.run(qid, JSON.stringify(st));
       for (const qid of b.deletes) delQueue.run(qid);

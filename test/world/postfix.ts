@@ -138,7 +138,8 @@ export async function startTestPostfix(opts: TestPostfixOptions = {}): Promise<T
     },
     async stop() {
       await stopPostfix(commandDir, layout);
-      if (!(opts.keep ?? process.env.FREIGHT_TEST_KEEP === '1')) rmSync(dir, { recursive: true, force: true });
+      if (!(opts.keep ?? process.env.FREIGHT_TEST_KEEP === '1'))
+        rmSync(dir, { recursive: true, force: true });
     },
   };
   return handle;

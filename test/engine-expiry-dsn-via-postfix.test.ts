@@ -146,7 +146,7 @@ test('expiry through Postfix: t rows, a message-expired b row, and a DSN deliver
   const trail = await runFreight(['acct', 'trail', queueId, '--json', '--config', postfix.configPath]);
   assert.equal(trail.code, 0, trail.stderr);
   const rows = JSON.parse(trail.stdout) as AcctRecord[];
-  const hand = rows.filter((r) => r.path === 'postfix' && r.type === 'd' && r.rcpt === 'victim@slow.test');
+  const hand = rows.filter((r) => r.path === 'handoff' && r.type === 'd' && r.rcpt === 'victim@slow.test');
   assert.equal(hand.length, 1, `trail: ${JSON.stringify(rows.map((r) => [r.path, r.type, r.rcpt]))}`);
   assert.equal(hand[0]!.queue, 'freight-engine');
   assert.equal(hand[0]!.postfixQueueId, queueId);

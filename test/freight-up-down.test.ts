@@ -14,6 +14,7 @@ import { loadConfig } from '../sidecar/config/load.js';
 import { masterPid } from '../sidecar/postfix/instance.js';
 import { postfixLayout } from '../sidecar/postfix/layout.js';
 import { runFreight, startFreight } from './world/freight.js';
+import { addr, freePort, startSink, testSubnet } from './world/index.js';
 import { writeFreightConf } from './world/postfix.js';
 import { descendants, survivors } from './world/procs.js';
 
@@ -22,7 +23,12 @@ const exec = promisify(execFile);
 test('freight up starts the stack, refuses a second up, and freight down stops every process', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'freight-up-'));
   chmodSync(dir, 0o755);
-  const configPath = await writeFreightConf(dir, {});
+  const sinkHost = addr(testSubnet(), 9);
+  const sink = await startSink({ host: sinkHost, port: await freePort(sinkHost) });
+  // The Postfix path of up.test goes to the sink: a <domain> block with a fixed next hop.
+  const configPath = await writeFreightConf(dir, {
+    freightConf: `<domain up.test>\n  route [${sinkHost}]:${sink.port}\n</domain>`,
+  });
   const config = loadConfig(configPath);
   const up = startFreight(['up', '--config', configPath]);
   try {
@@ -36,18 +42,21 @@ test('freight up starts the stack, refuses a second up, and freight down stops e
     const master = masterPid(postfixLayout(g.postfixDir));
     assert.ok(master, 'Postfix master is running');
 
-    // An independent client (swaks) talks to that Postfix.
+    // An independent client (swaks) sends through that Postfix, which routes it to the sink.
     const swaks = await exec('swaks', [
       '--server',
       `${g.postfixListener.host}:${g.postfixListener.port}`,
       '--from',
       'app@apps.test',
       '--to',
-      'someone@example.com',
-      '--quit-after',
-      'RCPT',
+      'someone@up.test',
+      '--header',
+      'Subject: routed by freight up',
     ]);
-    assert.match(swaks.stdout, /<-\s+250 2\.1\.5 Ok/);
+    assert.match(swaks.stdout, /<-\s+250 2\.0\.0 Ok: queued as/);
+    const [arrival] = await sink.waitForArrivals(1, 30_000);
+    assert.deepEqual(arrival?.rcptTo, ['someone@up.test']);
+    assert.equal(arrival?.headers.subject?.[0], 'routed by freight up');
 
     const second = await runFreight(['up', '--config', configPath]);
     assert.equal(second.code, 1);
@@ -65,6 +74,7 @@ test('freight up starts the stack, refuses a second up, and freight down stops e
   } finally {
     await up.stop();
     await runFreight(['down', '--config', configPath]);
+    await sink.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

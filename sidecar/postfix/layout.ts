@@ -11,13 +11,14 @@ export interface PostfixLayout {
   maillog: string;
 }
 
-export function postfixLayout(root: string): PostfixLayout {
+/** `maillog` is where Postfix logs (`maillog_file`): the file the tailer follows, from `maillog`. */
+export function postfixLayout(root: string, maillog = join(root, 'log', 'maillog')): PostfixLayout {
   return {
     root,
     configDir: join(root, 'etc'),
     queueDir: join(root, 'queue'),
     dataDir: join(root, 'data'),
     logDir: join(root, 'log'),
-    maillog: join(root, 'log', 'maillog'),
+    maillog,
   };
 }

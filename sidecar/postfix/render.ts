@@ -4,7 +4,7 @@
  */
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FreightError } from '../common/errors.js';
 import { packageRoot } from '../common/paths.js';
 import type { FreightConfig } from '../config/model.js';
@@ -56,8 +56,14 @@ function ownDataDirByPostfix(dir: string): void {
 }
 
 export function renderPostfix(config: FreightConfig, opts: RenderOptions = {}): RenderResult {
-  const layout = postfixLayout(opts.outDir ?? config.global.postfixDir);
-  for (const dir of [layout.configDir, layout.queueDir, layout.dataDir, layout.logDir]) {
+  const layout = postfixLayout(opts.outDir ?? config.global.postfixDir, config.global.maillog);
+  for (const dir of [
+    layout.configDir,
+    layout.queueDir,
+    layout.dataDir,
+    layout.logDir,
+    dirname(layout.maillog),
+  ]) {
     mkdirSync(dir, { recursive: true });
   }
   ownDataDirByPostfix(layout.dataDir);
@@ -77,7 +83,7 @@ export function renderPostfix(config: FreightConfig, opts: RenderOptions = {}): 
     policy_default_action: 'DEFER_IF_PERMIT',
     smtpd_peername_lookup: 'yes',
     maillog_file: layout.maillog,
-    maillog_file_prefixes: `/var, /dev/stdout, ${layout.logDir}`,
+    maillog_file_prefixes: [...new Set(['/var', '/dev/stdout', layout.logDir, dirname(layout.maillog)])].join(', '),
     // The ramp (if on) decides first per recipient; its NOTFOUND falls through to the static table.
     transport_maps: g.rampEnabled
       ? `socketmap:inet:${g.rampListener.host}:${g.rampListener.port}:transport, texthash:${transportFile}`

@@ -83,7 +83,9 @@ export function renderPostfix(config: FreightConfig, opts: RenderOptions = {}): 
     policy_default_action: 'DEFER_IF_PERMIT',
     smtpd_peername_lookup: 'yes',
     maillog_file: layout.maillog,
-    maillog_file_prefixes: [...new Set(['/var', '/dev/stdout', layout.logDir, dirname(layout.maillog)])].join(', '),
+    maillog_file_prefixes: [...new Set(['/var', '/dev/stdout', layout.logDir, dirname(layout.maillog)])].join(
+      ', ',
+    ),
     // The ramp (if on) decides first per recipient; its NOTFOUND falls through to the static table.
     transport_maps: g.rampEnabled
       ? `socketmap:inet:${g.rampListener.host}:${g.rampListener.port}:transport, texthash:${transportFile}`

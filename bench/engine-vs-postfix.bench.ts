@@ -89,7 +89,11 @@ const postfix = await startTestPostfix({
     '</domain>',
   ].join('\n'),
 });
-const engine = startEngine(postfix.configPath);
+const engine = startEngine(
+  postfix.configPath,
+  {},
+  process.env.FREIGHT_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.FREIGHT_BENCH_CPU_PROF] : [],
+);
 // An interrupted run must not leave Postfix, the engine or the sink behind.
 let cleaned = false;
 async function cleanup(): Promise<void> {

@@ -92,7 +92,9 @@ const postfix = await startTestPostfix({
 const engine = startEngine(
   postfix.configPath,
   {},
-  process.env.FREIGHT_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.FREIGHT_BENCH_CPU_PROF] : [],
+  process.env.FREIGHT_BENCH_CPU_PROF
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.FREIGHT_BENCH_CPU_PROF]
+    : [],
 );
 // An interrupted run must not leave Postfix, the engine or the sink behind.
 let cleaned = false;

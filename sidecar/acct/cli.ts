@@ -80,7 +80,7 @@ async function run(fn: () => number | Promise<number>): Promise<number> {
 
 const summaryCmd: Command = {
   name: 'acct summary',
-  summary: 'Counts and rates of received/delivered/bounced/deferred per group',
+  summary: 'counts and rates of received/delivered/bounced/deferred per group',
   usage: `freight acct summary [--by ${SUMMARY_GROUPS.join('|')}] [--since 24h] [--until T] [--domain D] [--json] [--config FILE | --db PATH]`,
   run: (argv) =>
     run(() => {
@@ -129,7 +129,7 @@ const summaryCmd: Command = {
 
 const listCmd: Command = {
   name: 'acct list',
-  summary: 'Accounting rows, newest first, filtered',
+  summary: 'accounting rows, newest first, filtered',
   usage:
     'freight acct list [--type d,b] [--rcpt A] [--domain D] [--job J] [--vmta V] [--category C] [--since 1h] [--until T] [--limit 100] [--json] [--config FILE | --db PATH]',
   run: (argv) =>
@@ -149,7 +149,7 @@ const listCmd: Command = {
 
 const exportCmd: Command = {
   name: 'acct export',
-  summary: "Export rows as PowerMTA's accounting CSV (d,b records) or JSON lines",
+  summary: "export rows as PowerMTA's accounting CSV (d,b records) or JSON lines",
   usage:
     'freight acct export [--format pmta-csv|jsonl] [--type …] [--since …] [--until …] [other list filters] [--config FILE | --db PATH]',
   run: (argv) =>
@@ -188,7 +188,7 @@ const exportCmd: Command = {
 
 const trailCmd: Command = {
   name: 'acct trail',
-  summary: 'Every event of one message across Postfix and the engine, in time order',
+  summary: 'every event of one message across Postfix and the engine, in time order',
   usage: 'freight acct trail <message-id|postfix-queue-id|rcpt> [--json] [--config FILE | --db PATH]',
   run: (argv) =>
     run(() => {

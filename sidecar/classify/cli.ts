@@ -26,7 +26,7 @@ function operatorRules(configPath: string | undefined, explicit: boolean): Opera
 export const commands: Command[] = [
   {
     name: 'classify',
-    summary: 'Classify SMTP replies read from stdin (one per line) into bounce categories',
+    summary: 'classify SMTP replies read from stdin (one per line) into bounce categories',
     usage: 'freight classify [--json] [--rules FILE] [--config FILE]   (replies on stdin, one per line)',
     async run(argv) {
       try {

@@ -70,6 +70,12 @@ function report(err: unknown): number {
   return 70;
 }
 
+// `freight acct list | head`: a closed pipe ends the output quietly, as with any Unix tool.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

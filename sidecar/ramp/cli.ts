@@ -32,7 +32,7 @@ const RULE =
 export const commands: Command[] = [
   {
     name: 'ramp',
-    summary: 'Socketmap server for transport_maps that sends a share of each domain to the engine (daemon)',
+    summary: 'socketmap server for transport_maps that sends a share of each domain to the engine (daemon)',
     usage:
       'freight ramp [--config FILE]\n\nListens on ramp-listener for Postfix socketmap lookups (transport_maps gets\n' +
       '`socketmap:inet:HOST:PORT:transport` first when `ramp-enabled yes`). Answers the engine transport\n' +
@@ -66,7 +66,7 @@ export const commands: Command[] = [
   },
   {
     name: 'ramp set',
-    summary: 'Send PERCENT of a domain’s recipients to the engine (takes effect within a second)',
+    summary: 'send PERCENT of a domain’s recipients to the engine (takes effect within a second)',
     usage:
       'freight ramp set <domain> <percent|off> [--config FILE] [--json]\n\n' +
       'PERCENT is 0..100 with up to two decimals. `off` forgets the domain (Postfix’s own transports apply\n' +
@@ -105,7 +105,7 @@ export const commands: Command[] = [
   },
   {
     name: 'ramp show',
-    summary: 'Each ramped domain’s share and the measured split since the share was set',
+    summary: 'each ramped domain’s share and the measured split since the share was set',
     usage:
       'freight ramp show [--config FILE] [--json]\n\n' +
       'engine/postfix count distinct recipients the ramp answered since the current share was set\n' +

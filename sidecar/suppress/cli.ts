@@ -44,7 +44,7 @@ async function withList(
 export const commands: Command[] = [
   {
     name: 'suppress add',
-    summary: 'Suppress an address or a whole domain',
+    summary: 'suppress an address or a whole domain',
     usage:
       'freight suppress add <address|domain> [--reason TEXT] [--source manual|bounce|complaint] [--expires 30d] [--config FILE | --db PATH]',
     run: (argv) =>
@@ -72,7 +72,7 @@ export const commands: Command[] = [
   },
   {
     name: 'suppress remove',
-    summary: 'Remove an address or domain from the suppression list',
+    summary: 'remove an address or domain from the suppression list',
     usage: 'freight suppress remove <address|domain> [--config FILE | --db PATH]',
     run: (argv) =>
       withList(argv, {}, (_v, pos, list) => {
@@ -84,7 +84,7 @@ export const commands: Command[] = [
   },
   {
     name: 'suppress list',
-    summary: 'List suppression entries, newest first',
+    summary: 'list suppression entries, newest first',
     usage:
       'freight suppress list [--source bounce|manual|complaint] [--limit N] [--json] [--config FILE | --db PATH]',
     run: (argv) =>
@@ -99,7 +99,7 @@ export const commands: Command[] = [
   },
   {
     name: 'suppress check',
-    summary: 'Is this address suppressed, and why? (exit 0 = suppressed, 1 = not)',
+    summary: 'is this address suppressed, and why? (exit 0 = suppressed, 1 = not)',
     usage: 'freight suppress check <address> [--json] [--config FILE | --db PATH]',
     run: (argv) =>
       withList(argv, {}, (v, pos, list) => {

@@ -24,7 +24,7 @@ function progressBar(file: string, done: number, total: number): void {
 export const commands: Command[] = [
   {
     name: 'tailer',
-    summary: 'Follow the Postfix maillog into accounting rows (foreground daemon)',
+    summary: 'follow the Postfix maillog into accounting rows (foreground daemon)',
     usage:
       'freight tailer [--config FILE]\n\nFollows `maillog` from freight.conf, resumes from its saved position after a restart,\n' +
       'follows rotation (rename, copytruncate, postfix logrotate). SIGHUP reloads, SIGTERM stops.',
@@ -62,7 +62,7 @@ export const commands: Command[] = [
   },
   {
     name: 'acct import',
-    summary: 'Import historical Postfix maillogs (plain or .gz) into accounting; idempotent',
+    summary: 'import historical Postfix maillogs (plain or .gz) into accounting; idempotent',
     usage:
       'freight acct import FILE… [--config FILE | --db PATH] [--timezone ZONE] [--json]\n\n' +
       'List rotated files oldest first so messages spanning two files are joined. Importing the same\n' +

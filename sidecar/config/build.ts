@@ -8,7 +8,17 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { BOUNCE_CATEGORIES, type BounceCategory } from '../acct/record.js';
-import { packageRoot } from '../common/paths.js';
+import {
+  Builder,
+  checkDuplicatePatterns,
+  checkReferences,
+  domainSpecs,
+  globalSpecs,
+  knownPowerMta,
+  single,
+  validCidr,
+  validHostName,
+} from './builder.js';
 import { EXTENSION_BLOCKS } from './extensions.js';
 import type {
   BounceCategoryPattern,
@@ -28,21 +38,17 @@ import { parsePatternLine } from './pattern-line.js';
 import { parseRegexLiteral } from './regex.js';
 import { makeDomainResolver } from './resolve.js';
 import {
-  type DirectiveSpec,
-  DOMAIN_DIRECTIVES,
   GLOBAL_DIRECTIVES,
   indexSpecs,
   POOL_DIRECTIVES,
   SOURCE_DIRECTIVES,
   VMTA_DIRECTIVES,
 } from './schema.js';
-import type { BlockNode, ConfigNode, Diagnostic, DirectiveNode, SyntaxTree } from './syntax.js';
+import type { BlockNode, Diagnostic, DirectiveNode, SyntaxTree } from './syntax.js';
 import { unquote } from './syntax.js';
 import { ValueError } from './units.js';
-import { didYouMean, parseValue } from './values.js';
+import { didYouMean } from './values.js';
 
-const globalSpecs = indexSpecs(GLOBAL_DIRECTIVES);
-const domainSpecs = indexSpecs(DOMAIN_DIRECTIVES);
 const sourceSpecs = indexSpecs(SOURCE_DIRECTIVES);
 const vmtaSpecs = indexSpecs(VMTA_DIRECTIVES);
 const poolSpecs = indexSpecs(POOL_DIRECTIVES);
@@ -55,130 +61,12 @@ const CORE_BLOCKS = [
   'bounce-category-patterns',
 ];
 
-interface PowerMtaNames {
-  directives: Set<string>;
-  blocks: Set<string>;
-}
-let pmtaNames: PowerMtaNames | null = null;
-/**
- * PowerMTA directives and block kinds (`<acct-file>`) Freight does not implement: a warning, not an error,
- * so an existing PowerMTA config loads.
- */
-function knownPowerMta(): PowerMtaNames {
-  if (!pmtaNames) {
-    const file = resolvePath(packageRoot, 'data/pmta-directives.txt');
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    const names = text
-      .split('\n')
-      .map((l) => l.replace(/#.*/, '').trim().toLowerCase())
-      .filter(Boolean);
-    pmtaNames = {
-      directives: new Set(names.filter((n) => !n.startsWith('<'))),
-      blocks: new Set(names.filter((n) => n.startsWith('<')).map((n) => n.replace(/[<>]/g, ''))),
-    };
-  }
-  return pmtaNames;
-}
-
-/** `192.0.2.0/24`, `2001:db8::/32`, a bare address, or PowerMTA's `0/0` (everything). */
-function validCidr(text: string): boolean {
-  if (text === '0/0') return true;
-  const [addr, prefix, extra] = text.split('/');
-  if (extra !== undefined || !addr) return false;
-  const family = isIP(addr);
-  if (family === 0) return false;
-  if (prefix === undefined) return true;
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (family === 4 ? 32 : 128);
-}
-
-/** A DNS host name usable in EHLO. */
-function validHostName(text: string): boolean {
-  return /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(
-    text,
-  );
-}
-
 export interface BuildResult {
   config: FreightConfig | null;
   errors: Diagnostic[];
   warnings: Diagnostic[];
   /** Where each global directive's value came from, keyed by directive name (for `config show`). */
   globalOrigins: Record<string, Origin>;
-}
-
-class Builder {
-  readonly errors: Diagnostic[] = [];
-  readonly warnings: Diagnostic[] = [];
-
-  error(at: { file: string; line: number }, message: string): void {
-    this.errors.push({ file: at.file, line: at.line, message });
-  }
-
-  warn(at: { file: string; line: number }, message: string): void {
-    this.warnings.push({ file: at.file, line: at.line, message });
-  }
-
-  /** Parse directives of one block into a values map; unknown ones are reported. */
-  values(
-    nodes: ConfigNode[],
-    specs: Map<string, DirectiveSpec>,
-    where: string,
-    onBlock?: (b: BlockNode) => void,
-  ): Map<string, { value: unknown; origin: Origin }[]> {
-    const out = new Map<string, { value: unknown; origin: Origin }[]>();
-    for (const node of nodes) {
-      if (node.kind === 'block') {
-        if (onBlock) onBlock(node);
-        else this.error(node, `<${node.type}> is not allowed inside ${where}`);
-        continue;
-      }
-      const spec = specs.get(node.name);
-      if (!spec) {
-        this.unknown(node, specs, where);
-        continue;
-      }
-      const value = this.parse(spec, node);
-      if (value === undefined) continue;
-      const list = out.get(node.name) ?? [];
-      if (list.length > 0 && !spec.repeatable) {
-        const first = list[0]!.origin as { line: number };
-        this.error(node, `duplicate ${node.name} in ${where} (first set at line ${first.line})`);
-        continue;
-      }
-      list.push({ value, origin: { file: node.file, line: node.line } });
-      out.set(node.name, list);
-    }
-    return out;
-  }
-
-  parse(spec: DirectiveSpec, node: DirectiveNode): unknown {
-    try {
-      return parseValue(spec, node.value);
-    } catch (err) {
-      if (err instanceof ValueError) {
-        this.error(node, `${node.name}: ${err.message}`);
-        return undefined;
-      }
-      throw err;
-    }
-  }
-
-  unknown(node: DirectiveNode, specs: Map<string, DirectiveSpec>, where: string): void {
-    if (domainSpecs.has(node.name) && specs !== domainSpecs) {
-      this.error(node, `${node.name} belongs inside a <domain> block, not ${where}`);
-    } else if (node.name === 'domain-key' && specs !== globalSpecs) {
-      this.error(node, `domain-key is only supported at the top level, not in ${where}`);
-    } else if (knownPowerMta().directives.has(node.name)) {
-      this.warn(node, `PowerMTA directive '${node.name}' is not supported by Freight yet; ignored`);
-    } else {
-      this.error(node, `unknown directive '${node.name}' in ${where}${didYouMean(node.name, specs.keys())}`);
-    }
-  }
-}
-
-function single<T>(values: Map<string, { value: unknown; origin: Origin }[]>, name: string): T | undefined {
-  return values.get(name)?.[0]?.value as T | undefined;
 }
 
 function toDomainBlock(b: Builder, node: BlockNode): DomainBlock | null {
@@ -524,56 +412,4 @@ export function buildConfig(tree: SyntaxTree): BuildResult {
     domainSettings: makeDomainResolver(domains, virtualMtas),
   };
   return { config, errors: [], warnings: b.warnings, globalOrigins };
-}
-
-/** Two `<domain>` blocks with the same pattern in one scope: report the later one (the newest is last). */
-function checkDuplicatePatterns(b: Builder, blocks: DomainBlock[]): void {
-  const last = blocks[blocks.length - 1];
-  if (!last || last.origin === 'default') return;
-  for (const other of blocks) {
-    if (other === last) break;
-    if (other.pattern === last.pattern && other.origin !== 'default') {
-      b.error(
-        last.origin,
-        `duplicate <domain ${last.pattern}> (first at ${other.origin.file}:${other.origin.line})`,
-      );
-      return;
-    }
-  }
-}
-
-function checkReferences(
-  b: Builder,
-  cfg: {
-    domains: DomainBlock[];
-    virtualMtas: Map<string, VirtualMta>;
-    pools: Map<string, VirtualMtaPool>;
-    patternLists: Map<string, SmtpPatternList>;
-  },
-): void {
-  for (const pool of cfg.pools.values()) {
-    for (const member of pool.members) {
-      if (!cfg.virtualMtas.has(member) && pool.origin !== 'default') {
-        b.error(pool.origin, `<virtual-mta-pool ${pool.name}>: undefined virtual-mta '${member}'`);
-      }
-    }
-  }
-  const blocks = [...cfg.domains, ...[...cfg.virtualMtas.values()].flatMap((v) => v.domainBlocks)];
-  for (const dom of blocks) {
-    for (const [name, { value, origin }] of dom.values) {
-      if (origin === 'default') continue;
-      const spec = domainSpecs.get(name);
-      const ref = String(value);
-      if (spec?.ref === 'virtual-mta-pool' && !cfg.pools.has(ref)) {
-        b.error(origin, `${name}: undefined virtual-mta-pool '${ref}'${didYouMean(ref, cfg.pools.keys())}`);
-      } else if (spec?.ref === 'virtual-mta' && !cfg.virtualMtas.has(ref)) {
-        b.error(origin, `${name}: undefined virtual-mta '${ref}'${didYouMean(ref, cfg.virtualMtas.keys())}`);
-      } else if (spec?.ref === 'smtp-pattern-list' && !cfg.patternLists.has(ref)) {
-        b.error(
-          origin,
-          `${name}: undefined smtp-pattern-list '${ref}'${didYouMean(ref, cfg.patternLists.keys())}`,
-        );
-      }
-    }
-  }
 }

@@ -107,32 +107,34 @@ export async function headBytes(path: string, len: number): Promise<Buffer> {
   }
 }
 
-/**
- * The rotated sibling of `path` whose first `fpLen` bytes hash to `hash`, newest first; null if none.
- * `exclude` skips the live file itself.
- */
-export async function findRotated(path: string, fpLen: number, hash: string): Promise<string | null> {
+/** Rotated siblings of `path` (`maillog.1`, `maillog-20260305.gz`, …) with their mtimes. */
+async function rotatedSiblings(path: string): Promise<{ file: string; mtime: number }[]> {
   const dir = dirname(path);
   const base = basename(path);
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
-    return null;
+    return [];
   }
-  const candidates: { file: string; mtime: number }[] = [];
+  const out: { file: string; mtime: number }[] = [];
   for (const name of names) {
     if (name === base || !name.startsWith(base)) continue;
     const sep = name.charCodeAt(base.length);
     if (sep !== 46 /* . */ && sep !== 45 /* - */) continue;
     try {
       const st = await stat(join(dir, name));
-      if (st.isFile()) candidates.push({ file: join(dir, name), mtime: st.mtimeMs });
+      if (st.isFile()) out.push({ file: join(dir, name), mtime: st.mtimeMs });
     } catch {
       // Vanished between readdir and stat (gzip replacing it): the .gz is in the list too.
     }
   }
-  candidates.sort((a, b) => b.mtime - a.mtime);
+  return out;
+}
+
+/** The rotated sibling of `path` whose first `fpLen` bytes hash to `hash`, newest first; null if none. */
+export async function findRotated(path: string, fpLen: number, hash: string): Promise<string | null> {
+  const candidates = (await rotatedSiblings(path)).sort((a, b) => b.mtime - a.mtime);
   for (const c of candidates) {
     try {
       const head = await headBytes(c.file, fpLen);
@@ -154,27 +156,9 @@ export async function nextRotated(
   afterMtimeMs: number,
   exclude: { fpLen: number; fpHash: string } | null,
 ): Promise<string | null> {
-  const dir = dirname(path);
-  const base = basename(path);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return null;
-  }
-  const later: { file: string; mtime: number }[] = [];
-  for (const name of names) {
-    if (name === base || !name.startsWith(base)) continue;
-    const sep = name.charCodeAt(base.length);
-    if (sep !== 46 && sep !== 45) continue;
-    try {
-      const st = await stat(join(dir, name));
-      if (st.isFile() && st.mtimeMs > afterMtimeMs) later.push({ file: join(dir, name), mtime: st.mtimeMs });
-    } catch {
-      // Vanished (gzip replaced it): its .gz is in the list.
-    }
-  }
-  later.sort((a, b) => a.mtime - b.mtime);
+  const later = (await rotatedSiblings(path))
+    .filter((c) => c.mtime > afterMtimeMs)
+    .sort((a, b) => a.mtime - b.mtime);
   for (const c of later) {
     if (exclude && exclude.fpLen > 0) {
       try {

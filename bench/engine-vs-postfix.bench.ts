@@ -17,6 +17,7 @@ import { startDnsServer } from '../test/world/dns.js';
 import { addr, freePort, testSubnet } from '../test/world/ports.js';
 import { startTestPostfix } from '../test/world/postfix.js';
 import { startEngine } from './lib/engine-proc.js';
+import { postfixRelayRate, smtpSource, waitUntil } from './lib/postfix-relay.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,43 +28,11 @@ const { values } = parseArgs({
 });
 const N = Number(values.messages);
 
-/** user+system CPU of a process, ms (Linux /proc, clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
+/** [user, system] CPU of a process, ms (Linux /proc, clock ticks of 10 ms). */
+function cpuMs(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function smtpSource(host: string, port: number, to: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const args = [
-      '-s',
-      values.sessions,
-      '-m',
-      String(N),
-      '-l',
-      values.size,
-      '-f',
-      'bench@app.test',
-      '-t',
-      to,
-    ];
-    const child = spawn('/usr/sbin/smtp-source', [...args, `${host}:${port}`], { stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`smtp-source exited ${code}`))));
-  });
-}
-
-async function waitUntil(
-  fn: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const start = Date.now();
-  while (!(await fn())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return [Number(fields[11]) * 10, Number(fields[12]) * 10];
 }
 
 const net = testSubnet();
@@ -111,26 +80,39 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 try {
   await engine.waitFor(/engine started/);
   const enginePid = engine.child.pid as number;
-  const sentNative = () => postfix.readLog().match(/to=<[^>]*@native\.bench>.*status=sent/g)?.length ?? 0;
 
   // native: Postfix relays straight to the sink.
-  let t0 = Date.now();
-  await smtpSource(postfix.host, postfix.port, 'user@native.bench');
-  await waitUntil(() => sentNative() >= N, 600_000, `${N} native deliveries`);
-  const nativeMs = Date.now() - t0;
+  const nativeRate = await postfixRelayRate({
+    host: postfix.host,
+    port: postfix.port,
+    readLog: () => postfix.readLog(),
+    domains: ['native.bench'],
+    messages: N,
+    sessions: Number(values.sessions),
+    size: Number(values.size),
+  });
 
   // engine: Postfix hands off to the engine, which delivers.
   const runDir = postfix.config.global.runDir;
   const delivered = async () =>
     ((await controlRequest(runDir, { op: 'status' })) as EngineStatusReport).delivery.delivered;
   const cpu0 = cpuMs(enginePid);
-  t0 = Date.now();
-  await smtpSource(postfix.host, postfix.port, 'user@engine.bench');
+  const t0 = Date.now();
+  await smtpSource({
+    host: postfix.host,
+    port: postfix.port,
+    sessions: Number(values.sessions),
+    messages: N,
+    size: Number(values.size),
+    from: 'bench@app.test',
+    to: 'user@engine.bench',
+  });
   await waitUntil(async () => (await delivered()) >= N, 600_000, `${N} engine deliveries`);
   const engineMs = Date.now() - t0;
-  const engineCpu = cpuMs(enginePid) - cpu0;
+  const cpu1 = cpuMs(enginePid);
+  const [engineUser, engineSystem] = [cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]];
+  const engineCpu = engineUser + engineSystem;
 
-  const nativeRate = (N / nativeMs) * 1000;
   const engineRate = (N / engineMs) * 1000;
   console.log(
     JSON.stringify(
@@ -143,6 +125,7 @@ try {
         throughputRatio: +(engineRate / nativeRate).toFixed(2),
         throughputRatioGoal: '>= 0.8',
         engineCpuMsPerMsg: +(engineCpu / N).toFixed(3),
+        engineUserSystemMsPerMsg: [+(engineUser / N).toFixed(3), +(engineSystem / N).toFixed(3)],
         engineCpuGoal: '<= 1 ms',
         loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       },

@@ -36,6 +36,10 @@ export class MemorySpool implements SpoolPort {
   update(updates: RecipientUpdate[]): void {
     this.updates.push(...updates);
   }
+  readBody(msg: SpooledMessage): Promise<Buffer> {
+    const body = this.bodies.get(msg.id);
+    return body ? Promise.resolve(body) : Promise.reject(new Error(`no body for ${msg.id}`));
+  }
   openBody(msg: SpooledMessage): NodeJS.ReadableStream {
     const body = this.bodies.get(msg.id);
     if (!body) throw new Error(`no body for ${msg.id}`);
@@ -149,7 +153,6 @@ export async function startWorld(
         ret: null,
         receivedAt: Date.now(),
         size: body.length,
-        bodyPath: `/nonexistent/${id}`,
         jobId: null,
         vmtaRequest: null,
         postfixQueueId: null,

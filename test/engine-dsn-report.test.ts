@@ -103,7 +103,7 @@ describe('engine DSN', () => {
     );
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(spool.get(msg.id), undefined);
-    assert.equal(fs.existsSync(msg.bodyPath), false);
+    await assert.rejects(spool.readBody(msg), { code: 'SPOOL_READ' });
     assert.deepEqual(fs.readdirSync(path.join(dir, 's1', 'dsn')), []);
     dsn.close();
     await spool.close();

@@ -156,7 +156,20 @@ test('Postfix holds engine-routed mail while the engine is down for a minute, th
 
   // Back up: Postfix's own retry (queue_run_delay / minimal_backoff_time 1 s) delivers the backlog.
   engine = await startEngine();
-  await sink.waitFor(() => received() >= RECIPIENTS + 1, 90_000, `${RECIPIENTS} recipients at the sink`);
+  try {
+    await sink.waitFor(() => received() >= RECIPIENTS + 1, 90_000, `${RECIPIENTS} recipients at the sink`);
+  } catch (err) {
+    // Say where the mail is, so a failure on a loaded CI machine can be told apart from a lost message.
+    const where = (await queue()).map(
+      (m) => `${m.queue_id} ${m.queue_name} ${m.recipients[0]?.delay_reason}`,
+    );
+    const logTail = postfix.readLog().split('\n').slice(-40).join('\n');
+    const engineTail = engine.output().split('\n').slice(-40).join('\n');
+    throw new Error(
+      `${(err as Error).message}; ${received()} arrived\npostfix queue:\n${where.join('\n')}\n` +
+        `maillog tail:\n${logTail}\nengine output tail:\n${engineTail}`,
+    );
+  }
   const got = new Set(sink.arrivals.flatMap((a) => a.rcptTo));
   for (const r of rcpts) assert.ok(got.has(r), `${r} arrived`);
   assert.equal(received(), RECIPIENTS + 1, 'each recipient exactly once');

@@ -1,6 +1,7 @@
 /**
  * Spool recovery from the files a crash leaves: journal replay (outcomes, removals), compaction while
- * accepting, a torn last journal line, unacknowledged bodies and orphan files.
+ * accepting, a torn last journal line, unacknowledged bodies and orphan data segments; data-segment
+ * compaction; and a spool left by the older one-file-per-body layout.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -30,6 +31,16 @@ const draft = (i: number, rcpts = 2): MessageDraft => ({
 });
 const body = (i: number) => Buffer.from(`Subject: ${i}\r\n\r\nbody ${i}\r\n`);
 const noDsn = () => assert.fail('no DSN expected');
+const segPath = (dir: string, seg: number) =>
+  path.join(dir, 'data', `seg-${String(seg).padStart(8, '0')}.dat`);
+const delivered = (id: string, rcptIndex = 0) => ({
+  messageId: id,
+  rcptIndex,
+  state: 'delivered' as const,
+  attempts: 1,
+  nextAttemptAt: 0,
+  lastDiag: null,
+});
 
 describe('spool recovery', () => {
   it('replays outcomes and removals; final messages are not handed back', async () => {
@@ -85,8 +96,8 @@ describe('spool recovery', () => {
       [m1.postfixQueueId, m1.jobId, m1.ret, m1.messageId],
       ['PF1', 'job-1', 'HDRS', '<m1@app.test>'],
     );
-    assert.equal(fs.readFileSync(m1.bodyPath, 'utf8'), body(1).toString());
-    assert.equal(fs.existsSync(msgs[2]!.bodyPath), false);
+    assert.equal((await again.readBody(m1)).toString(), body(1).toString());
+    await assert.rejects(again.readBody(msgs[2]!), { code: 'SPOOL_READ' });
     await again.close();
     await spool.close();
   });
@@ -130,21 +141,21 @@ describe('spool recovery', () => {
     await spool.close();
   });
 
-  it('skips a torn journal tail, drops an unacknowledged body and deletes orphan files', async () => {
+  it('skips a torn journal tail, drops a message whose body is cut short and deletes orphan segments', async () => {
     const dir = path.join(tmp, 'c');
     const spool = await Spool.open({ dir });
     const kept = await spool.accept(draft(1), body(1));
     const lost = await spool.accept(draft(2), body(2));
     await spool.close();
-    // The body of `lost` is short, as if the power failed before its fsync: it was never acknowledged.
-    fs.writeFileSync(lost.bodyPath, 'Sub');
+    // The data segment ends inside `lost`'s body (truncated on disk): that message cannot be delivered.
+    fs.truncateSync(segPath(dir, lost.seg), lost.off + 3);
     const seg = fs
       .readdirSync(path.join(dir, 'journal'))
       .filter((f) => f.startsWith('seg-'))
       .sort()
       .at(-1)!;
     fs.appendFileSync(path.join(dir, 'journal', seg), '{"t":"U","id":"x","i":0,"s":"deliv');
-    const orphan = path.join(dir, 'msg', '00', '00orphan.eml');
+    const orphan = segPath(dir, 99);
     fs.writeFileSync(orphan, 'x');
     const again = await Spool.open({ dir });
     const rec = again.takeRecovered(noDsn);
@@ -153,7 +164,7 @@ describe('spool recovery', () => {
       [kept.id],
     );
     assert.equal(fs.existsSync(orphan), false);
-    assert.equal(fs.existsSync(lost.bodyPath), false);
+    assert.equal((await again.readBody(kept)).toString(), body(1).toString());
     // New records after a torn tail are readable: accept, reopen, find it.
     const more = await again.accept(draft(3), body(3));
     await again.close();
@@ -166,5 +177,81 @@ describe('spool recovery', () => {
       [kept.id, more.id].sort(),
     );
     await third.close();
+  });
+
+  it('copies stragglers out of mostly dead data segments, deletes those segments and recovers the copies', async () => {
+    const dir = path.join(tmp, 'd');
+    // Tiny segments: every few messages start a new one.
+    const spool = await Spool.open({ dir, segmentBytes: 100, bodyCacheBytes: 0 });
+    const msgs = [];
+    for (let i = 0; i < 40; i++) msgs.push(await spool.accept(draft(i, 1), body(i)));
+    const segsBefore = new Set(msgs.map((m) => m.seg));
+    assert.ok(segsBefore.size >= 6, `${segsBefore.size} segments`);
+    // All but every tenth message delivered: each old segment keeps one straggler at most.
+    for (const [i, m] of msgs.entries()) {
+      if (i % 10 === 0) continue;
+      spool.update([delivered(m.id)]);
+      spool.remove(m);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const stragglers = msgs.filter((_, i) => i % 10 === 0);
+    const moved = await spool.compactSegments(0);
+    assert.equal(moved, stragglers.filter((m) => m.seg !== Math.max(...segsBefore)).length);
+    for (const m of stragglers)
+      assert.equal((await spool.readBody(m)).toString(), body(msgs.indexOf(m)).toString());
+    await new Promise((r) => setTimeout(r, 50));
+    const left = fs.readdirSync(path.join(dir, 'data'));
+    // Every old segment is gone, including those that held a straggler; only the current one remains.
+    const current = Math.max(...segsBefore);
+    for (const seg of segsBefore) {
+      if (seg === current) continue;
+      assert.ok(!left.includes(path.basename(segPath(dir, seg))), `segment ${seg} deleted: ${left}`);
+    }
+    // A SIGKILL now (no close): recovery finds the stragglers at their new places.
+    const again = await Spool.open({ dir });
+    const rec = again.takeRecovered(noDsn);
+    assert.deepEqual(rec.map((m) => m.id).sort(), stragglers.map((m) => m.id).sort());
+    for (const m of rec)
+      assert.equal(
+        (await again.readBody(m)).toString(),
+        body(msgs.findIndex((x) => x.id === m.id)).toString(),
+      );
+    await again.close();
+    await spool.close();
+  });
+
+  it('recovers and delivers from a spool written with one file per body', async () => {
+    const dir = path.join(tmp, 'e');
+    fs.mkdirSync(path.join(dir, 'journal'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'msg', 'ab'), { recursive: true });
+    const old = Buffer.from('Subject: old\r\n\r\nfrom before the upgrade\r\n');
+    fs.writeFileSync(path.join(dir, 'msg', 'ab', 'ab0001.eml'), old);
+    fs.writeFileSync(path.join(dir, 'msg', 'ab', 'abstray.eml'), 'x');
+    const add = {
+      t: 'A',
+      id: 'ab0001',
+      s: 'bulk@app.test',
+      e: null,
+      r: null,
+      at: Date.now(),
+      z: old.length,
+      j: null,
+      v: null,
+      p: 'PFOLD',
+      m: null,
+      ip: '127.0.0.1',
+      rc: [['old@isp.test', null, null, 'queued', 0, 0, null, 0]],
+    };
+    fs.writeFileSync(path.join(dir, 'journal', 'seg-00000001.log'), `${JSON.stringify(add)}\n`);
+    const spool = await Spool.open({ dir });
+    const [m] = spool.takeRecovered(noDsn);
+    assert.equal(m?.id, 'ab0001');
+    assert.equal((await spool.readBody(m!)).toString(), old.toString());
+    assert.equal(fs.existsSync(path.join(dir, 'msg', 'ab', 'abstray.eml')), false, 'orphan file deleted');
+    spool.update([delivered(m!.id)]);
+    spool.remove(m!);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(fs.existsSync(path.join(dir, 'msg', 'ab', 'ab0001.eml')), false);
+    await spool.close();
   });
 });

@@ -24,6 +24,8 @@ const log = createLogger('engine/attempt');
 
 /** After a remote refused a further connection while others are open: wait before opening again. */
 const EXTRA_CONNECTION_BACKOFF = 10_000;
+/** Bodies up to this size are read whole for an attempt; larger ones are streamed from the spool. */
+const INLINE_BODY_MAX = 1024 * 1024;
 
 /** What an attempt needs from the scheduler that owns the queues. */
 export interface AttemptContext {
@@ -247,13 +249,17 @@ export function createAttempts(ctx: AttemptContext): Attempts {
   async function prepare(
     q: DeliveryQueue,
     msg: SpooledMessage,
-  ): Promise<{ body: Readable; size: number } | { localReply: string }> {
-    const open = () => ports.spool.openBody(msg);
+  ): Promise<{ body: Buffer | Readable; size: number } | { localReply: string }> {
+    // Typical bodies go out as one buffer (one socket write, no stream per attempt); large ones stream.
+    const whole = msg.size <= INLINE_BODY_MAX ? await ports.spool.readBody(msg) : null;
+    const open = () => (whole ? Readable.from([whole]) : (ports.spool.openBody(msg) as Readable));
     const req = dkimRequestFor(q.settings);
-    if (!req) return { body: open() as Readable, size: msg.size };
+    if (!req) return { body: whole ?? open(), size: msg.size };
     try {
       const sig = await deliv.signer.sign({ id: msg.id, open }, req);
-      return { body: prepend(sig.header, open()), size: msg.size + Buffer.byteLength(sig.header, 'binary') };
+      const size = msg.size + Buffer.byteLength(sig.header, 'binary');
+      if (whole) return { body: Buffer.concat([Buffer.from(sig.header, 'binary'), whole]), size };
+      return { body: prepend(sig.header, open()), size };
     } catch (err) {
       if (!isFreightError(err) || !err.code.startsWith('DKIM_')) throw err;
       if (q.settings.dkimRequired)
@@ -263,7 +269,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
         queue: q.key,
         error: err.message,
       });
-      return { body: open() as Readable, size: msg.size };
+      return { body: whole ?? open(), size: msg.size };
     }
   }
 

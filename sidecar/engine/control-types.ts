@@ -137,6 +137,11 @@ export interface SpoolStatus {
   freeBytes: number;
   minFreeBytes: number;
   journalBytes: number;
+  /** Data segments holding bodies, and their bytes on disk (live and not yet compacted). */
+  dataSegments: number;
+  dataBytes: number;
+  /** Bodies held in memory for their first attempt. */
+  bodyCacheBytes: number;
 }
 
 /** What `freight show status --json` prints. */

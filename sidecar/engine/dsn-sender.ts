@@ -124,7 +124,7 @@ export class DsnSender implements DsnSink {
   }
 
   private async write(msg: SpooledMessage, rcpts: DsnRecipient[]): Promise<void> {
-    const raw = await fs.promises.readFile(msg.bodyPath).catch(() => Buffer.alloc(0));
+    const raw = await this.opts.spool.readBody(msg).catch(() => Buffer.alloc(0));
     const full = msg.ret !== 'HDRS' && raw.length <= this.opts.maxBody;
     const dsn = composeDsn({
       msg,

@@ -16,6 +16,7 @@ import type { AcctWriter } from '../acct/writer.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { FreightConfig, SourceBlock } from '../config/model.js';
+import { coalesceWrites } from './coalesce-writes.js';
 import type { IntakeStatus } from './control-types.js';
 import { processHeaders, receivedHeader } from './intake-headers.js';
 import type { EngineSettings } from './settings.js';
@@ -45,27 +46,6 @@ interface DsnAddress {
   address: string;
   args: Record<string, string | boolean>;
   dsn?: { notify?: string[]; orcpt?: string };
-}
-
-/**
- * smtp-server writes every reply line on its own (one per LMTP recipient after DATA, one per pipelined
- * command): cork on the first write of a tick and uncork on the next, so they leave in one syscall.
- */
-function coalesceWrites(socket: net.Socket): void {
-  const write = socket.write;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
-  socket.write = ((...args: unknown[]) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(uncork);
-    }
-    return (write as (...a: unknown[]) => boolean).apply(socket, args);
-  }) as typeof socket.write;
 }
 
 /** smtp-server's `connect(socket)` hands it an accepted socket; it is public but not in the typings. */

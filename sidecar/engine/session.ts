@@ -1,13 +1,16 @@
 /**
  * One outbound SMTP connection (nodemailer's SMTPConnection on a socket we connect ourselves, so the
  * source IP, destination IP and connect timeout are ours): EHLO with the virtual MTA's host name,
- * STARTTLS per use-starttls / require-starttls, SIZE, PIPELINING of RCPTs, per-recipient results,
- * and reuse across messages (RSET after a failed transaction).
+ * STARTTLS per use-starttls / require-starttls, SIZE, PIPELINING of MAIL, RCPT and DATA
+ * (smtp-pipelining.ts), per-recipient results, and reuse across messages (RSET after a failed
+ * transaction).
  */
 import net from 'node:net';
 import type { Readable } from 'node:stream';
-import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { errorMessage } from '../common/errors.js';
+import { coalesceWrites } from './coalesce-writes.js';
+import { PipeliningSMTPConnection } from './smtp-pipelining.js';
 
 export interface SessionOptions {
   /** Destination address (already resolved). */
@@ -138,8 +141,9 @@ export class OutboundSession {
         clearTimeout(timer);
         // Commands and the end-of-data dot go out as small writes: Nagle would hold each for the ACK.
         socket.setNoDelay(true);
+        coalesceWrites(socket);
         socket.removeAllListeners('error');
-        const conn = new SMTPConnection({
+        const conn = new PipeliningSMTPConnection({
           connection: socket,
           host: opts.mxName || opts.address,
           port: opts.port,
@@ -195,9 +199,9 @@ export class OutboundSession {
 
   /**
    * One transaction. Always resolves with one reply per recipient; a connection that dies mid-way gives
-   * the not-yet-answered recipients a local 4.4.2. The body stream is always consumed or destroyed.
+   * the not-yet-answered recipients a local 4.4.2. A body stream is always consumed or destroyed.
    */
-  send(envelope: SendEnvelope, body: Readable): Promise<RcptReply[]> {
+  send(envelope: SendEnvelope, body: Buffer | Readable): Promise<RcptReply[]> {
     this.busy = true;
     const env: NodemailerEnvelope = {
       from: envelope.from,
@@ -231,7 +235,7 @@ export class OutboundSession {
         done = true;
         clearTimeout(timer);
         this.onDeath = null;
-        if (!body.destroyed) body.destroy();
+        if (!Buffer.isBuffer(body) && !body.destroyed) body.destroy();
         const replies = this.collect(envelope.to.length, env, indexByRcpt, err, dataReply);
         // A 421 means the remote is closing the connection: no RSET, it would never be answered.
         const closing = replies.some((r) => r.remote && r.code === 421);

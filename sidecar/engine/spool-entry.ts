@@ -1,10 +1,9 @@
 /**
  * The in-memory form of a spooled message, kept small because a million queued recipients must fit in
  * about 500 MB: one class shape for every message and recipient (V8 keeps the fields in-object), the body
- * path computed from the id instead of stored, and repeated strings (sender, source IP, job, vmta)
- * interned so a large job shares one copy. Also the journal encoding of messages and updates.
+ * located by two small integers (data segment, offset), and repeated strings (sender, source IP, job,
+ * vmta) interned so a large job shares one copy. Also the journal encoding of messages and updates.
  */
-import { join } from 'node:path';
 import type { QueuedRecipient, RecipientState, RecipientUpdate, SpooledMessage } from './types.js';
 
 const interned = new Map<string, string>();
@@ -68,10 +67,11 @@ export class SpoolEntry implements SpooledMessage {
   messageId: string | null;
   sourceIp: string;
   recipients: SpoolRecipient[];
-  private readonly msgDir: string;
+  /** Data segment holding the body (spool-segments.ts); LEGACY_BODY for a file of its own. */
+  seg: number;
+  off: number;
 
-  constructor(msgDir: string, id: string, draft: MessageDraft, receivedAt: number, size: number) {
-    this.msgDir = msgDir;
+  constructor(id: string, draft: MessageDraft, receivedAt: number, size: number, seg: number, off: number) {
     this.id = id;
     this.sender = intern(draft.sender)!;
     this.envId = draft.envId;
@@ -84,10 +84,8 @@ export class SpoolEntry implements SpooledMessage {
     this.messageId = draft.messageId;
     this.sourceIp = intern(draft.sourceIp)!;
     this.recipients = draft.recipients.map((r) => new SpoolRecipient(r.rcpt, r.orcpt, r.notify));
-  }
-
-  get bodyPath(): string {
-    return bodyPathOf(this.msgDir, this.id);
+    this.seg = seg;
+    this.off = off;
   }
 
   /** True when no recipient is still queued. */
@@ -96,10 +94,8 @@ export class SpoolEntry implements SpooledMessage {
   }
 }
 
-/** `<spool>/msg/<hash-dir>/<id>.eml`; the hash dir is the id's first two characters. */
-export function bodyPathOf(msgDir: string, id: string): string {
-  return join(msgDir, id.slice(0, 2), `${id}.eml`);
-}
+/** `seg` of a message spooled by a version that wrote one file per body (`msg/<hh>/<id>.eml`). */
+export const LEGACY_BODY = -1;
 
 /** Journal line for a message: its envelope and every recipient's current state. */
 export function encodeAdd(m: SpoolEntry): string {
@@ -111,6 +107,8 @@ export function encodeAdd(m: SpoolEntry): string {
     r: m.ret,
     at: m.receivedAt,
     z: m.size,
+    g: m.seg,
+    o: m.off,
     j: m.jobId,
     v: m.vmtaRequest,
     p: m.postfixQueueId,
@@ -141,6 +139,11 @@ export function encodeUpdate(u: RecipientUpdate): string {
   });
 }
 
+/** The body was copied to another segment (segment compaction). */
+export function encodeMove(id: string, seg: number, off: number): string {
+  return JSON.stringify({ t: 'M', id, g: seg, o: off });
+}
+
 export function encodeRemove(id: string): string {
   return `{"t":"R","id":${JSON.stringify(id)}}`;
 }
@@ -153,10 +156,9 @@ export function encodeDsnDone(id: string, indexes: number[]): string {
 type Row = [string, string | null, string | null, RecipientState, number, number, string | null, number?];
 
 /** Rebuild a SpoolEntry from an `A` journal record. */
-export function decodeAdd(msgDir: string, rec: Record<string, unknown>): SpoolEntry {
+export function decodeAdd(rec: Record<string, unknown>): SpoolEntry {
   const rows = rec.rc as Row[];
   const entry = new SpoolEntry(
-    msgDir,
     rec.id as string,
     {
       sender: rec.s as string,
@@ -171,6 +173,8 @@ export function decodeAdd(msgDir: string, rec: Record<string, unknown>): SpoolEn
     },
     rec.at as number,
     rec.z as number,
+    typeof rec.g === 'number' ? rec.g : LEGACY_BODY,
+    typeof rec.o === 'number' ? rec.o : 0,
   );
   rows.forEach((r, i) => {
     const rcpt = entry.recipients[i]!;

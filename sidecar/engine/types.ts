@@ -30,8 +30,6 @@ export interface SpooledMessage {
   receivedAt: number;
   /** Bytes of the spooled message (headers + body, CRLF). */
   size: number;
-  /** Absolute path of the spooled RFC 5322 message (X-Virtual-MTA / job header already removed). */
-  bodyPath: string;
   jobId: string | null;
   /** Virtual MTA or pool requested by X-Virtual-MTA (only if the source may), else null. */
   vmtaRequest: string | null;
@@ -58,7 +56,9 @@ export interface RecipientUpdate {
 export interface SpoolPort {
   /** Record recipient outcomes durably (journal; may be group-committed). */
   update(updates: RecipientUpdate[]): void;
-  /** Read the spooled message bytes. */
+  /** The spooled message bytes (X-Virtual-MTA / job header already removed), whole. */
+  readBody(msg: SpooledMessage): Promise<Buffer>;
+  /** The same as a stream, for messages too large to hold per attempt. */
   openBody(msg: SpooledMessage): NodeJS.ReadableStream;
   /** All recipients final: remove the message's files. */
   remove(msg: SpooledMessage): void;

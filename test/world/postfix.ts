@@ -53,6 +53,9 @@ export const FAST_POSTFIX: Record<string, string> = {
   default_destination_concurrency_limit: '20',
   smtp_connection_cache_on_demand: 'yes',
   daemon_timeout: '60s',
+  // A delivery agent that failed (e.g. while a test's engine restarts) is retried in seconds, not a minute.
+  transport_retry_time: '2s',
+  service_throttle_time: '2s',
 };
 
 export async function writeFreightConf(dir: string, opts: TestPostfixOptions): Promise<string> {

@@ -89,6 +89,22 @@ export async function writeFreightConf(dir: string, opts: TestPostfixOptions): P
   return path;
 }
 
+/**
+ * When qmgr finds a retried queue file still locked by the delivery agent that just deferred it (which
+ * happens under load with the 1 s backoff above), it parks the file in `incoming` for 60 s and looks
+ * there again only on its next wake-up: 300 s in the rendered master.cf. Tests wake it every 5 s.
+ */
+function wakeQmgrOften(layout: PostfixLayout): void {
+  const path = join(layout.configDir, 'master.cf');
+  const text = readFileSync(path, 'utf8');
+  const woken = text.replace(
+    /^(qmgr\s+unix\s+\S+\s+\S+\s+\S+\s+)300(\s)/m,
+    (_, head, tail) => `${head}5${tail}`,
+  );
+  if (woken === text) throw new Error(`no qmgr line with a 300 s wakeup in ${path}`);
+  writeFileSync(path, woken);
+}
+
 export async function startTestPostfix(opts: TestPostfixOptions = {}): Promise<TestPostfix> {
   const dir = mkdtempSync(join(tmpdir(), 'freight-pf-'));
   // Postfix's unprivileged daemons must be able to traverse to their data and queue directories.
@@ -99,6 +115,7 @@ export async function startTestPostfix(opts: TestPostfixOptions = {}): Promise<T
     mainOverrides: { ...FAST_POSTFIX, ...opts.mainOverrides },
     extraTransports: opts.transports ?? [],
   });
+  wakeQmgrOften(layout);
   const commandDir = config.global.postfixCommandDir;
   await startPostfix(commandDir, layout);
   const readLog = () => (existsSync(layout.maillog) ? readFileSync(layout.maillog, 'utf8') : '');

@@ -7,6 +7,7 @@
  * ≤ 1 ms), read from /proc for the engine child only.
  *
  *   node --import tsx bench/engine-vs-postfix.bench.ts [--messages 3000] [--sessions 20] [--size 2048]
+ *     [--commit-delay MS]  override the engine's spool-commit-delay
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     messages: { type: 'string', default: '3000' },
     sessions: { type: 'string', default: '20' },
     size: { type: 'string', default: '2048' },
+    'commit-delay': { type: 'string' },
   },
 });
 const N = Number(values.messages);
@@ -47,7 +49,11 @@ const sink = spawn('/usr/sbin/smtp-sink', [...sinkUser, `${sinkHost}:${sinkPort}
   stdio: 'ignore',
 });
 const postfix = await startTestPostfix({
-  globals: { 'dns-server': dns.address, 'remote-smtp-port': String(sinkPort) },
+  globals: {
+    'dns-server': dns.address,
+    'remote-smtp-port': String(sinkPort),
+    ...(values['commit-delay'] ? { 'spool-commit-delay': `${values['commit-delay']}ms` } : {}),
+  },
   transports: [`native.bench smtp:[${sinkHost}]:${sinkPort}`],
   freightConf: [
     '<domain engine.bench>',

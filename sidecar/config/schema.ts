@@ -100,9 +100,12 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
   d('max-message-size', 'size', 'larger messages get 552 5.3.4 at intake', { default: 50 * 1024 ** 2 }),
   d('max-intake-recipients', 'int', 'recipients per intake transaction', { default: 1000, min: 1 }),
   d('max-smtp-in', 'int', 'concurrent intake connections', { default: 500, min: 1 }),
-  d('spool-commit-delay', 'duration', 'extra wait before a group-commit round, to batch more messages', {
-    default: 0,
-  }),
+  d(
+    'spool-commit-delay',
+    'duration',
+    'longest a group-commit round waits for messages from the other open intake sessions (0: never)',
+    { default: 20 },
+  ),
   d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', {
     default: 1024 ** 2,
   }),

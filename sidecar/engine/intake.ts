@@ -74,6 +74,7 @@ export class Intake {
     for (const s of [this.lmtp, this.smtp]) {
       s.on('error', (err) => this.log.warn('intake session error', { error: errorMessage(err) }));
     }
+    deps.spool.setWriters(() => this.lmtp.connections.size + this.smtp.connections.size);
   }
 
   private serverOptions(lmtp: boolean): SMTPServerOptions {

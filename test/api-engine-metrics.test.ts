@@ -139,6 +139,8 @@ describe('freight api in front of a running engine', { timeout: 240_000 }, () =>
     assert.equal(sample(fams, 'freight_queue_delivered_total', labels), 0);
     assert.equal(fams.get('freight_queue_delivered_total')?.type, 'COUNTER');
     assert.equal(sample(fams, 'freight_engine_queued_recipients'), 3);
+    // The three held messages' bodies are in the spool's data segment.
+    assert.ok((sample(fams, 'freight_engine_spool_data_bytes') ?? 0) > 0);
     assert.equal(sink.arrivals.length, 0, 'nothing delivered while paused');
 
     const resume = await call('POST', '/queues/metrics.test/resume', { key: KEY, body: {} });

@@ -196,6 +196,11 @@ export class MetricsCollector {
       'Free bytes on the spool file system',
       (r) => r.spool.freeBytes,
     );
+    engineGauge(
+      'freight_engine_spool_data_bytes',
+      'Bytes in the spool data segments (message bodies, live and not yet compacted)',
+      (r) => r.spool.dataBytes,
+    );
 
     counter(
       'freight_policy_decisions_total',

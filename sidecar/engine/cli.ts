@@ -94,6 +94,10 @@ function statusRows(s: EngineStatusReport): Row[] {
     { item: 'accepted messages', value: s.intake.acceptedMessages },
     { item: 'accepted recipients', value: s.intake.acceptedRecipients },
     { item: 'spool messages', value: s.spool.messages },
+    {
+      item: 'spool data',
+      value: `${s.spool.dataSegments} segments, ${Math.ceil(s.spool.dataBytes / 1024 ** 2)} MB`,
+    },
     { item: 'spool free MB', value: Math.floor(s.spool.freeBytes / 1024 ** 2) },
     { item: 'queued recipients', value: d.queuedRecipients },
     { item: 'in flight', value: d.inFlight },

@@ -17,6 +17,10 @@ import { PolicyPersistence } from './persist.js';
 import { PolicyServer, type PolicyServerOptions } from './server.js';
 import { collectStats, type PolicyStats, serveStats, statsSocketPath } from './stats.js';
 
+/** Keys handled per slice of periodic work (packing changes for the worker, sweeping): ~0.1–0.5 ms. */
+const CHUNK_KEYS = 250;
+const SWEEP_EVERY_MS = 30_000;
+
 export interface PolicyDaemonOptions {
   server?: PolicyServerOptions;
   /** Where counters are saved (default: policy-counters.db next to acct-db). */
@@ -131,16 +135,21 @@ export async function startPolicyDaemon(
     return null;
   });
 
-  let sweptAt = Date.now();
-  const snapshotTimer = setInterval(() => {
-    const now = Date.now();
-    if (now - sweptAt >= 30_000) {
-      limiter.sweep(now);
-      sweptAt = now;
-    }
-    const { upserts, deletes } = limiter.takeChanges();
-    persistence.saveCounters(upserts, deletes);
-  }, settings.snapshotIntervalMs);
+  // Work on many keys goes in slices of CHUNK_KEYS keys with replies served in between: done in one piece
+  // (snapshot of every changed key, as objects), it held the main thread 2 ms typically and up to 13 ms
+  // every second in the benchmark.
+  const saveChanges = (left: number) => {
+    persistence.saveCounters(limiter.takeChanges(CHUNK_KEYS));
+    if (left > CHUNK_KEYS) setImmediate(saveChanges, left - CHUNK_KEYS);
+  };
+  const sweep = () => {
+    if (!limiter.sweep(Date.now(), CHUNK_KEYS)) setImmediate(sweep);
+  };
+  const snapshotTimer = setInterval(
+    () => saveChanges(limiter.dirty.size + limiter.removed.length),
+    settings.snapshotIntervalMs,
+  );
+  const sweepTimer = setInterval(sweep, SWEEP_EVERY_MS);
   const refreshTimer = setInterval(() => {
     if (settings.suppression.enabled) suppression.refresh();
   }, opts.suppressionRefreshMs ?? 1000);
@@ -174,11 +183,11 @@ export async function startPolicyDaemon(
     },
     async stop() {
       clearInterval(snapshotTimer);
+      clearInterval(sweepTimer);
       clearInterval(refreshTimer);
       await server.close();
       statsServer?.close();
-      const { upserts, deletes } = limiter.takeChanges();
-      await persistence.close(upserts, deletes);
+      await persistence.close(limiter.takeChanges());
       suppression.close();
     },
   };

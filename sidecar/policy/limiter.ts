@@ -4,6 +4,7 @@
  * dirty so that persistence copies only what changed.
  */
 import type { Rate } from '../config/model.js';
+import { type CounterBatch, encodeCounterBatch } from './counter-batch.js';
 import type { KeyOverride, PolicyLimit } from './limits-config.js';
 import { SlidingWindow } from './sliding-window.js';
 
@@ -76,29 +77,55 @@ export class Limiter {
   /** Keys changed since the last snapshot; removed keys are in `removed`. */
   readonly dirty = new Set<KeyCounters>();
   readonly removed: Array<{ limit: string; key: string }> = [];
+  /** Where an unfinished sweep goes on: the limit, and the position in its keys. */
+  private sweeping: { limit: number; keys: Iterator<[string, KeyCounters]> } | null = null;
 
   constructor(limits: PolicyLimit[]) {
     this.counters = limits.map((l) => new LimitCounters(l));
   }
 
-  /** Forget keys with empty windows and no refusal in the last hour. */
-  sweep(now: number): void {
-    for (const lc of this.counters) {
-      for (const [key, k] of lc.keys) {
+  /**
+   * Forget keys with empty windows and no refusal in the last hour. A pass looks at no more than `budget`
+   * keys per call and goes on at the next call (a Map iterator stays valid while keys come and go), so a
+   * large key set is swept without holding up replies. Returns true when the pass is complete.
+   */
+  sweep(now: number, budget = Number.POSITIVE_INFINITY): boolean {
+    this.sweeping ??= { limit: 0, keys: this.counters[0]?.keys.entries() ?? [].values() };
+    const pass = this.sweeping;
+    let looked = 0;
+    while (pass.limit < this.counters.length) {
+      const lc = this.counters[pass.limit]!;
+      for (let e = pass.keys.next(); !e.done; e = pass.keys.next()) {
+        const [key, k] = e.value;
         if (now - k.lastRejectedAt > 3_600_000 && k.windows.every((w) => w.isEmpty(now))) {
           lc.keys.delete(key);
           this.dirty.delete(k);
           this.removed.push({ limit: lc.limit.name, key });
         }
+        if (++looked >= budget) return false;
       }
+      pass.limit++;
+      const next = this.counters[pass.limit];
+      if (next) pass.keys = next.keys.entries();
     }
+    this.sweeping = null;
+    return true;
   }
 
-  /** Take the changes since the last call, for persistence. */
-  takeChanges(): { upserts: KeySnapshot[]; deletes: Array<{ limit: string; key: string }> } {
-    const upserts = [...this.dirty].map(snapshotOf);
-    this.dirty.clear();
-    return { upserts, deletes: this.removed.splice(0) };
+  /**
+   * Take up to `max` changes — removed keys first, then changed keys, longest-changed first — packed for
+   * persistence; null if nothing changed.
+   */
+  takeChanges(max = Number.POSITIVE_INFINITY): CounterBatch | null {
+    const gone = this.removed.splice(0, max);
+    const keys: KeyCounters[] = [];
+    for (const k of this.dirty) {
+      if (keys.length + gone.length >= max) break;
+      keys.push(k);
+    }
+    if (keys.length === this.dirty.size) this.dirty.clear();
+    else for (const k of keys) this.dirty.delete(k);
+    return encodeCounterBatch(keys, gone);
   }
 
   /** Every key, for a full save (after a reload re-creates counters). */

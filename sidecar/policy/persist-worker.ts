@@ -10,6 +10,7 @@ import { AcctStore } from '../acct/store.js';
 import { AcctWriter } from '../acct/writer.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { decodeCounterBatch } from './counter-batch.js';
 import type { KeySnapshot } from './limiter.js';
 import type { ToMain, ToWorker } from './persist.js';
 
@@ -134,19 +135,21 @@ function writeRecords(): void {
 
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
-    case 'changes':
-      for (const s of msg.upserts) {
+    case 'changes': {
+      const { upserts, deletes } = decodeCounterBatch(msg.batch);
+      for (const s of upserts) {
         const id = `${s.limit}\0${s.key}`;
         pendingDeletes.delete(id);
         pendingUpserts.set(id, s);
       }
-      for (const d of msg.deletes) {
+      for (const d of deletes) {
         const id = `${d.limit}\0${d.key}`;
         pendingUpserts.delete(id);
         pendingDeletes.set(id, d);
       }
       flushCounters();
       break;
+    }
     case 'rejections': {
       const room = MAX_PENDING_RECORDS - pendingRecords.length;
       if (msg.records.length > room) droppedRecords += msg.records.length - Math.max(0, room);

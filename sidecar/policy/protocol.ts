@@ -4,7 +4,7 @@
  * a request and the attribute count each have a limit, so a hostile or broken client cannot make the
  * daemon buffer without end.
  */
-import { emptyRequest, isPolicyAttribute, type PolicyRequest } from './request.js';
+import { attributeAt, emptyRequest, type PolicyRequest } from './request.js';
 
 export interface ReaderLimits {
   /** Longest accepted line, in characters (Postfix's own lines are well under 1 KB; certificates can be longer). */
@@ -58,8 +58,8 @@ export function parseRequestBlock(block: string, limits: ReaderLimits = DEFAULT_
     if (eq <= start || eq >= lineEnd) {
       return violation('BAD_LINE', `line ${count} is not name=value`);
     }
-    const name = block.slice(start, eq);
-    if (isPolicyAttribute(name)) request[name] = block.slice(eq + 1, lineEnd);
+    const name = attributeAt(block, start, eq);
+    if (name !== null) request[name] = block.slice(eq + 1, lineEnd);
     else unknown++;
     start = nl + 1;
   }
@@ -173,7 +173,11 @@ export class PolicyReader {
   }
 }
 
+const DUNNO_REPLY = 'action=DUNNO\n\n';
+
 /** Postfix reads one reply line per request; a newline inside the text would desynchronise it. */
 export function encodeReply(action: string): string {
+  // Most replies: one constant string, nothing to build.
+  if (action === 'DUNNO') return DUNNO_REPLY;
   return `action=${action.replace(/[\r\n]+/g, ' ')}\n\n`;
 }

@@ -64,6 +64,24 @@ export class SlidingWindow {
     return { head: this.head, amounts };
   }
 
+  /**
+   * The state written into `out` at `at`: head, then the BUCKETS + 1 slots as stored (bucket b in slot
+   * b % (BUCKETS + 1)), copied in one piece; `fromRaw` turns them back into a snapshot. Returns the end.
+   */
+  writeTo(out: Float64Array, at: number): number {
+    out[at] = this.head;
+    out.set(this.slots, at + 1);
+    return at + BUCKETS + 2;
+  }
+
+  /** The snapshot form (amounts oldest first) of what `writeTo` wrote at `at`. */
+  static fromRaw(raw: Float64Array, at: number): { head: number; amounts: number[] } {
+    const head = raw[at]!;
+    const amounts: number[] = [];
+    for (let b = head - BUCKETS; b <= head; b++) amounts.push(raw[at + 1 + (b % (BUCKETS + 1))]!);
+    return { head, amounts };
+  }
+
   /** Add a snapshot taken with the same window size (counts from before a restart) into this window. */
   merge(snap: { head: number; amounts: number[] }, now: number): void {
     this.advance(now);

@@ -30,8 +30,15 @@ export interface SuppressionInput {
 
 const SOURCES = new Set(['bounce', 'manual', 'complaint']);
 
+/** Lower-cased, without surrounding space or angle brackets (no regex unless there are brackets). */
+function normalizeAddress(address: string): string {
+  let a = address.trim();
+  if (a.startsWith('<') || a.endsWith('>')) a = a.replace(/^<|>$/g, '');
+  return a.toLowerCase();
+}
+
 function normalizeKey(addrOrDomain: string): { key: string; kind: 'address' | 'domain' } {
-  const k = addrOrDomain.trim().replace(/^<|>$/g, '').toLowerCase();
+  const k = normalizeAddress(addrOrDomain);
   if (k === '' || /\s/.test(k))
     throw new FreightError('SUPPRESS_BAD_KEY', `not an address or domain: "${addrOrDomain}"`);
   if (k.includes('@')) {
@@ -41,6 +48,11 @@ function normalizeKey(addrOrDomain: string): { key: string; kind: 'address' | 'd
     return { key: k, kind: 'address' };
   }
   return { key: k.replace(/^\.+|\.+$/g, ''), kind: 'domain' };
+}
+
+/** `check` runs on every policy decision and delivery: no closure per call. */
+function liveEntry(e: SuppressionEntry | undefined, now: number): SuppressionEntry | undefined {
+  return e && (e.expiresAt === null || e.expiresAt > now) ? e : undefined;
 }
 
 export class SuppressionList {
@@ -100,14 +112,12 @@ export class SuppressionList {
 
   /** In-memory: the entry suppressing this address (its own, or its domain's or a parent domain's). */
   check(address: string, now = Date.now()): SuppressionEntry | undefined {
-    const a = address.trim().replace(/^<|>$/g, '').toLowerCase();
-    const live = (e: SuppressionEntry | undefined) =>
-      e && (e.expiresAt === null || e.expiresAt > now) ? e : undefined;
-    const own = live(this.entries.get(a));
+    const a = normalizeAddress(address);
+    const own = liveEntry(this.entries.get(a), now);
     if (own) return own;
     let domain = a.includes('@') ? a.slice(a.lastIndexOf('@') + 1) : a;
     while (domain) {
-      const d = live(this.entries.get(domain));
+      const d = liveEntry(this.entries.get(domain), now);
       if (d && d.kind === 'domain') return d;
       const dot = domain.indexOf('.');
       domain = dot < 0 ? '' : domain.slice(dot + 1);

@@ -10,6 +10,7 @@
  *   node --import tsx bench/engine-inject.bench.ts [--messages 20000] [--connections 20] [--domains 4]
  *     [--hold]             pause delivery: intake, spool and accounting alone (no Postfix phase)
  *     [--cpu-prof DIR]     run the engine under `node --cpu-prof`, profile written to DIR on exit
+ *     [--tsx]              run the engine from source instead of compiled, as production runs it
  *
  * Postfix's smtp-sink refuses to run as root unless told which user to drop to (`-u nobody`).
  */
@@ -23,6 +24,7 @@ import type { EngineStatusReport } from '../sidecar/engine/control-types.js';
 import { startDnsServer } from '../test/world/dns.js';
 import { addr, freePort, testSubnet } from '../test/world/ports.js';
 import { startTestPostfix } from '../test/world/postfix.js';
+import { buildSidecar } from './lib/build-sidecar.js';
 import { startEngine } from './lib/engine-proc.js';
 import { postfixRelayRate } from './lib/postfix-relay.js';
 import { runLoad, taggedMessage } from './lib/smtp-load.js';
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '2000' },
     hold: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    tsx: { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -90,6 +93,7 @@ const engine = startEngine(
   conf,
   {},
   profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profDir)}`] : [],
+  values.tsx ? undefined : buildSidecar(path.join(dir, 'build')),
 );
 const runDir = path.join(dir, 'run');
 /** Engine process CPU in ms from /proc/<pid>/stat fields 14 (utime) and 15 (stime), in 10 ms clock ticks. */

@@ -8,14 +8,18 @@
  *
  *   node --import tsx bench/engine-vs-postfix.bench.ts [--messages 3000] [--sessions 20] [--size 2048]
  *     [--commit-delay MS]  override the engine's spool-commit-delay
+ *     [--tsx]              run the engine from source instead of compiled, as production runs it
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { startDnsServer } from '../test/world/dns.js';
 import { addr, freePort, testSubnet } from '../test/world/ports.js';
 import { startTestPostfix } from '../test/world/postfix.js';
+import { buildSidecar } from './lib/build-sidecar.js';
 import { startEngine } from './lib/engine-proc.js';
 import { postfixRelayRate, smtpSource, waitUntil } from './lib/postfix-relay.js';
 
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     sessions: { type: 'string', default: '20' },
     size: { type: 'string', default: '2048' },
     'commit-delay': { type: 'string' },
+    tsx: { type: 'boolean', default: false },
   },
 });
 const N = Number(values.messages);
@@ -63,12 +68,14 @@ const postfix = await startTestPostfix({
     '</domain>',
   ].join('\n'),
 });
+const buildDir = mkdtempSync(join(tmpdir(), 'freight-bench-build-'));
 const engine = startEngine(
   postfix.configPath,
   {},
   process.env.FREIGHT_BENCH_CPU_PROF
     ? ['--cpu-prof', '--cpu-prof-dir', process.env.FREIGHT_BENCH_CPU_PROF]
     : [],
+  values.tsx ? undefined : buildSidecar(buildDir),
 );
 // An interrupted run must not leave Postfix, the engine or the sink behind.
 let cleaned = false;
@@ -79,6 +86,7 @@ async function cleanup(): Promise<void> {
   await postfix.stop();
   sink.kill('SIGTERM');
   await dns.close();
+  rmSync(buildDir, { recursive: true, force: true });
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(sig, () => void cleanup().then(() => process.exit(130)));

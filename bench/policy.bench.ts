@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { buildSidecar } from './lib/build-sidecar.js';
 import { encodeStream, LoadProcess } from './lib/policy-load.js';
 
 const { values } = parseArgs({
@@ -166,22 +167,6 @@ async function measure(
     late: r.late,
     cpuPressure: stall0 === null || stall1 === null ? null : (stall1 - stall0) / 1e6 / r.seconds,
   };
-}
-
-/** The sidecar compiled into `dir` as `npm run build` does; returns the CLI's entry point. */
-function buildSidecar(dir: string): string {
-  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-  const args = [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dir, '--sourceMap', 'false'];
-  const built = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
-  const main = join(dir, 'sidecar/cli/main.js');
-  if (!existsSync(main)) throw new Error(`tsc built no ${main}:\n${built.stdout}${built.stderr}`);
-  // Type errors elsewhere in a tree being worked on still leave runnable JavaScript.
-  if (built.status !== 0)
-    process.stderr.write(`tsc reported errors; running its output anyway:\n${built.stdout}`);
-  // What the build needs from the package root (found by its package.json).
-  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
-  for (const d of ['node_modules', 'data']) symlinkSync(join(ROOT, d), join(dir, d));
-  return main;
 }
 
 function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {

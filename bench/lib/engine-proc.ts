@@ -35,13 +35,18 @@ export function runEngineCli(
   });
 }
 
-/** `nodeArgs` go before the script, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
+/**
+ * `nodeArgs` go before the script, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). `main` is a
+ * compiled CLI entry point (bench/lib/build-sidecar.ts) to run instead of the TypeScript source.
+ */
 export function startEngine(
   configPath: string,
   env: NodeJS.ProcessEnv = {},
   nodeArgs: string[] = [],
+  main?: string,
 ): EngineProc {
-  const argv = [...nodeArgs, '--import', 'tsx', RUNNER, 'engine', '--config', configPath];
+  const script = main ? [main] : ['--import', 'tsx', RUNNER];
+  const argv = [...nodeArgs, ...script, 'engine', '--config', configPath];
   const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { ...process.env, ...env },

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AcctRecord } from '../sidecar/acct/record.js';
-import { startWorld, until, type World } from './engine-delivery-harness.js';
+import { poolOfTwo, startWorld, until, type World } from './engine-delivery-harness.js';
 
 const TSS04 = (ip: string) =>
   `4.7.0 [TSS04] Messages from ${ip} temporarily deferred due to unexpected volume or user complaints`;
@@ -25,16 +25,7 @@ describe('deliverability reactions through the engine', () => {
   before(async () => {
     w = await startWorld(
       ({ ip }) => `
-<virtual-mta mta1>
-  smtp-source-host ${ip(11)} mta1.engine.test
-</virtual-mta>
-<virtual-mta mta2>
-  smtp-source-host ${ip(12)} mta2.engine.test
-</virtual-mta>
-<virtual-mta-pool pool>
-  virtual-mta mta1
-  virtual-mta mta2
-</virtual-mta-pool>
+${poolOfTwo(ip)}
 <smtp-pattern-list isp>
   reply /TSS04/ mode=backoff
   reply /blocked using/ disable-source-ip,reenable-after=1h

@@ -14,7 +14,7 @@ import type { Clock, CronStarter } from '../sidecar/deliverability/clock.js';
 import { ManualClock } from '../sidecar/deliverability/clock.js';
 import { reverseIp } from '../sidecar/deliverability/dnsbl.js';
 import { independentVerify, testResolver } from './dkim-verify.js';
-import { startWorld, until } from './engine-delivery-harness.js';
+import { poolOfTwo, startWorld, until } from './engine-delivery-harness.js';
 
 const DAY = 86_400_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -185,16 +185,7 @@ domain-key s1,example.net,${keyPath}
   it('a DNSBL listing disables the IP within one check interval; its mail goes from the other pool member', async () => {
     const w = await startWorld(
       ({ ip }) => `
-<virtual-mta mta1>
-  smtp-source-host ${ip(11)} mta1.engine.test
-</virtual-mta>
-<virtual-mta mta2>
-  smtp-source-host ${ip(12)} mta2.engine.test
-</virtual-mta>
-<virtual-mta-pool pool>
-  virtual-mta mta1
-  virtual-mta mta2
-</virtual-mta-pool>
+${poolOfTwo(ip)}
 <dnsbl bl.test>
   check-schedule "*/3 * * * * *"
 </dnsbl>

@@ -186,6 +186,20 @@ export async function startWorld(
 }
 
 /** Polls until `fn` holds (scheduler outcomes are asynchronous). */
+/** freight.conf text: virtual MTAs mta1 (source .11) and mta2 (source .12) in the pool `pool`. */
+export function poolOfTwo(ip: (n: number) => string): string {
+  return `<virtual-mta mta1>
+  smtp-source-host ${ip(11)} mta1.engine.test
+</virtual-mta>
+<virtual-mta mta2>
+  smtp-source-host ${ip(12)} mta2.engine.test
+</virtual-mta>
+<virtual-mta-pool pool>
+  virtual-mta mta1
+  virtual-mta mta2
+</virtual-mta-pool>`;
+}
+
 export async function until(fn: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const start = Date.now();
   while (!fn()) {

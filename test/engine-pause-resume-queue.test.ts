@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startWorld, type World } from './engine-delivery-harness.js';
+import { poolOfTwo, startWorld, type World } from './engine-delivery-harness.js';
 
 describe('pause and resume of queues', () => {
   let w: World;
@@ -12,16 +12,7 @@ describe('pause and resume of queues', () => {
   before(async () => {
     w = await startWorld(
       ({ ip }) => `
-<virtual-mta mta1>
-  smtp-source-host ${ip(11)} mta1.engine.test
-</virtual-mta>
-<virtual-mta mta2>
-  smtp-source-host ${ip(12)} mta2.engine.test
-</virtual-mta>
-<virtual-mta-pool pool>
-  virtual-mta mta1
-  virtual-mta mta2
-</virtual-mta-pool>
+${poolOfTwo(ip)}
 <domain p.test>
   virtual-mta-pool pool
 </domain>

@@ -99,11 +99,24 @@ export function createAttempts(ctx: AttemptContext): Attempts {
     let attempts = 0;
     for (const i of rcpts) attempts = Math.max(attempts, (job.msg.recipients[i]?.attempts ?? 0) + 1);
     const due = Math.min(t + q.retryDelay(attempts), deadline(job.msg, q));
+    noteDeferred(q, rcpts, reply, code, due, out, t);
+    q.retry.push({ ...job, rcpts, dueAt: due, skipMx: null });
+    ctx.armRetry(q);
+  }
+
+  /** Outcome rows and queue counters of a deferral, whatever comes next for the recipients. */
+  function noteDeferred(
+    q: DeliveryQueue,
+    rcpts: number[],
+    reply: string,
+    code: number,
+    due: number,
+    out: AttemptOutcome,
+    t: number,
+  ) {
     for (const i of rcpts) out.deferred(i, reply, code, due);
     q.deferred += rcpts.length;
     q.noteError(reply, t);
-    q.retry.push({ ...job, rcpts, dueAt: due, skipMx: null });
-    ctx.armRetry(q);
   }
 
   /**
@@ -120,9 +133,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
   ) {
     if (rcpts.length === 0) return;
     const t = ctx.now();
-    for (const i of rcpts) out.deferred(i, reply, code, t);
-    q.deferred += rcpts.length;
-    q.noteError(reply, t);
+    noteDeferred(q, rcpts, reply, code, t, out, t);
     q.ready.unshift({ ...job, rcpts, dueAt: t, skipMx: null });
   }
 

@@ -75,7 +75,7 @@ export class Spool implements SpoolPort {
   private readonly cache: BodyCache;
   private readonly segments: BodySegments;
   private journal!: SpoolJournal;
-  private readonly live = new Map<string, SpoolEntry>();
+  private live = new Map<string, SpoolEntry>();
   private pending: PendingWrite[] = [];
   private moves: BodyMove[] = [];
   /** Bodies of removed messages, released once their `R` records are durable. */
@@ -128,7 +128,7 @@ export class Spool implements SpoolPort {
   private async recover(): Promise<void> {
     const r = await recoverSpool(this.dir, this.segments, this.log);
     this.journal = r.journal;
-    for (const [id, entry] of r.live) this.live.set(id, entry);
+    this.live = r.live;
     this.recoveredEntries = r.queued;
     this.recoveredFinal = r.final;
   }

@@ -27,6 +27,7 @@ import { startTestPostfix } from '../test/world/postfix.js';
 import { buildSidecar } from './lib/build-sidecar.js';
 import { startEngine } from './lib/engine-proc.js';
 import { postfixRelayRate } from './lib/postfix-relay.js';
+import { processCpu } from './lib/proc-cpu.js';
 import { runLoad, taggedMessage } from './lib/smtp-load.js';
 
 const { values } = parseArgs({
@@ -96,12 +97,7 @@ const engine = startEngine(
   values.tsx ? undefined : buildSidecar(path.join(dir, 'build')),
 );
 const runDir = path.join(dir, 'run');
-/** Engine process CPU in ms from /proc/<pid>/stat fields 14 (utime) and 15 (stime), in 10 ms clock ticks. */
-const engineCpu = (): { user: number; system: number } => {
-  const stat = fs.readFileSync(`/proc/${engine.child.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
-};
+const engineCpu = () => processCpu(engine.child.pid as number);
 const engineCpuMs = (): number => {
   const c = engineCpu();
   return c.user + c.system;

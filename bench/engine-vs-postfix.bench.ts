@@ -22,6 +22,7 @@ import { startTestPostfix } from '../test/world/postfix.js';
 import { buildSidecar } from './lib/build-sidecar.js';
 import { startEngine } from './lib/engine-proc.js';
 import { postfixRelayRate, smtpSource, waitUntil } from './lib/postfix-relay.js';
+import { processCpu } from './lib/proc-cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -33,13 +34,6 @@ const { values } = parseArgs({
   },
 });
 const N = Number(values.messages);
-
-/** [user, system] CPU of a process, ms (Linux /proc, clock ticks of 10 ms). */
-function cpuMs(pid: number): [number, number] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return [Number(fields[11]) * 10, Number(fields[12]) * 10];
-}
 
 const net = testSubnet();
 const sinkHost = addr(net, 10);
@@ -113,7 +107,7 @@ try {
     "SELECT count(*) AS n FROM acct WHERE type = 'd' AND path = 'engine'",
   );
   const delivered = () => (countDelivered.get() as { n: number }).n;
-  const cpu0 = cpuMs(enginePid);
+  const cpu0 = processCpu(enginePid);
   const t0 = Date.now();
   await smtpSource({
     host: postfix.host,
@@ -127,8 +121,8 @@ try {
   await waitUntil(() => delivered() >= N, 600_000, `${N} engine deliveries`);
   acct.close();
   const engineMs = Date.now() - t0;
-  const cpu1 = cpuMs(enginePid);
-  const [engineUser, engineSystem] = [cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]];
+  const cpu1 = processCpu(enginePid);
+  const [engineUser, engineSystem] = [cpu1.user - cpu0.user, cpu1.system - cpu0.system];
   const engineCpu = engineUser + engineSystem;
 
   const engineRate = (N / engineMs) * 1000;

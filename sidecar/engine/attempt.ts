@@ -214,11 +214,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
       q.sessions.add(s);
       s.onClose(() => {
         q.sessions.delete(s);
-        const i = q.idle.indexOf(s);
-        if (i >= 0) q.idle.splice(i, 1);
-        const timer = q.idleTimers.get(s);
-        if (timer) clearTimeout(timer);
-        q.idleTimers.delete(s);
+        q.forgetIdle(s);
         ctx.pump(q);
       });
       await run(q, s, job);
@@ -328,7 +324,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
     }
     const limit = settings.maxMsgPerConnection;
     if (s.isClosed || (limit > 0 && s.messagesSent >= limit) || ctx.closed() || sourceDisabled) s.close();
-    else q.idle.push(s);
+    else q.parkIdle(s);
     ctx.pump(q);
   }
 

@@ -138,8 +138,11 @@ export class DeliveryQueue {
   wakeTimer: NodeJS.Timeout | null = null;
   wakeAt = 0;
   readonly sessions = new Set<OutboundSession>();
-  readonly idle: OutboundSession[] = [];
-  readonly idleTimers = new Map<OutboundSession, NodeJS.Timeout>();
+  /** Open sessions waiting for work, most recently used last (reused first, so the others idle out). */
+  private readonly idle: OutboundSession[] = [];
+  private readonly idleSince = new Map<OutboundSession, number>();
+  /** One sweep per queue, not a timer per parked session: sessions are parked once per message. */
+  private idleTimer: NodeJS.Timeout | null = null;
   connecting = 0;
   /** No new connections before this time (after every MX failed, or the remote limited us). */
   suspendedUntil = 0;
@@ -205,39 +208,54 @@ export class DeliveryQueue {
   /** An open idle session to reuse (its idle timer stopped), or null. */
   takeIdle(): OutboundSession | null {
     for (let s = this.idle.pop(); s; s = this.idle.pop()) {
-      const timer = this.idleTimers.get(s);
-      if (timer) {
-        clearTimeout(timer);
-        this.idleTimers.delete(s);
-      }
+      this.idleSince.delete(s);
       if (!s.isClosed) return s;
     }
     return null;
   }
 
-  /** Idle sessions close after connection-idle-timeout unless reused first. */
-  armIdleTimers(): void {
-    for (const s of this.idle) {
-      if (this.idleTimers.has(s)) continue;
-      const timer = setTimeout(() => {
-        this.idleTimers.delete(s);
-        const i = this.idle.indexOf(s);
-        if (i >= 0) this.idle.splice(i, 1);
-        s.close();
-      }, this.settings.connectionIdleTimeout);
-      timer.unref();
-      this.idleTimers.set(s, timer);
-    }
+  /** Park a session for reuse; it closes after connection-idle-timeout unless taken first. */
+  parkIdle(s: OutboundSession): void {
+    this.idle.push(s);
+    this.idleSince.set(s, Date.now());
+    if (!this.idleTimer) this.armIdleSweep(this.settings.connectionIdleTimeout);
   }
 
-  /** Close every idle session now (the queue may not send for a while). */
-  closeIdle(): void {
-    for (const s of this.idle.splice(0)) {
-      const timer = this.idleTimers.get(s);
-      if (timer) clearTimeout(timer);
-      this.idleTimers.delete(s);
-      s.close();
+  /** A session closed (by either side): forget it if it was parked. */
+  forgetIdle(s: OutboundSession): void {
+    if (!this.idleSince.delete(s)) return;
+    const i = this.idle.indexOf(s);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  private armIdleSweep(ms: number): void {
+    this.idleTimer = setTimeout(() => this.sweepIdle(), Math.max(ms, 1));
+    this.idleTimer.unref();
+  }
+
+  private sweepIdle(): void {
+    this.idleTimer = null;
+    const now = Date.now();
+    const timeout = this.settings.connectionIdleTimeout;
+    let next = Number.POSITIVE_INFINITY;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const s = this.idle[i] as OutboundSession;
+      const since = this.idleSince.get(s) ?? now;
+      if (now - since >= timeout) {
+        this.idle.splice(i, 1);
+        this.idleSince.delete(s);
+        s.close();
+      } else next = Math.min(next, since + timeout);
     }
+    if (next !== Number.POSITIVE_INFINITY) this.armIdleSweep(next - now);
+  }
+
+  /** Close every idle session now (the queue may not send for a while, or the engine stops). */
+  closeIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.idleSince.clear();
+    for (const s of this.idle.splice(0)) s.close();
   }
 
   noteError(text: string, now: number): void {

@@ -234,14 +234,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }
       const wait = q.msgRate.take(t);
       if (wait > 0) {
-        q.idle.push(s);
+        q.parkIdle(s);
         wake(q, t + wait);
         break;
       }
       deliv.warmup.take(q.vmta, q.domain);
       track(attempts.run(q, s, q.ready.shift() as Job));
     }
-    q.armIdleTimers();
     for (const other of touched) pump(other);
   }
 
@@ -384,9 +383,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       for (const q of queues.values()) {
         if (q.retryTimer) clearTimeout(q.retryTimer);
         if (q.wakeTimer) clearTimeout(q.wakeTimer);
-        for (const timer of q.idleTimers.values()) clearTimeout(timer);
-        q.idleTimers.clear();
-        for (const s of q.idle.splice(0)) s.close();
+        q.closeIdle();
       }
       // Transactions under way finish (and are accounted) unless the remote stalls them; their sessions
       // close when they do.

@@ -114,12 +114,16 @@ export class SpoolJournal {
     return this.segmentBytes;
   }
 
-  /** Queue a record; it reaches the kernel within this tick's end (before any await elsewhere resumes). */
+  /**
+   * Queue a record; it reaches the kernel at the end of this event-loop turn, in one write with every
+   * other record of the turn (a SIGKILL before then can only repeat the deliveries that just finished),
+   * or at once with `sync`.
+   */
   append(line: string): void {
     this.buffer.push(line);
     if (!this.flushQueued) {
       this.flushQueued = true;
-      queueMicrotask(() => this.flush());
+      setImmediate(() => this.flush());
     }
   }
 

@@ -104,7 +104,7 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
     'spool-commit-delay',
     'duration',
     'longest a group-commit round waits for messages from the other open intake sessions (0: never)',
-    { default: 20 },
+    { default: 40 },
   ),
   d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', {
     default: 1024 ** 2,

@@ -12,14 +12,11 @@ import { join } from 'node:path';
 import readline from 'node:readline';
 import { FreightError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import { spoolFsync } from './spool-fsync.js';
 
 const pad = (n: number) => String(n).padStart(8, '0');
 const segName = (n: number) => `seg-${pad(n)}.log`;
 const snapName = (n: number) => `snap-${pad(n)}.log`;
-
-function fsyncAsync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
-}
 
 /** fsync a directory so a file created (or renamed) in it survives a power loss. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -149,7 +146,7 @@ export class SpoolJournal {
     this.flush();
     if (!this.unsynced) return;
     this.unsynced = false;
-    await fsyncAsync(this.fd);
+    await spoolFsync.sync(this.fd, false);
   }
 
   /**

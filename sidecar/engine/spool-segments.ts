@@ -14,14 +14,11 @@ import { join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
 import { errorMessage, FreightError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import { spoolFsync } from './spool-fsync.js';
 import { fsyncDir } from './spool-journal.js';
 
 const segName = (n: number) => `seg-${String(n).padStart(8, '0')}.dat`;
 const SEG_RE = /^seg-(\d{8})\.dat$/;
-
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
 
 /** One gathered write of the bodies a round appended to `seg`; throws SPOOL_WRITE (the round fails). */
 function writeUnwritten(seg: Segment): void {
@@ -172,7 +169,8 @@ export class BodySegments {
     const dir = this.dirDirty;
     this.dirDirty = false;
     for (const seg of segs) writeUnwritten(seg);
-    await Promise.all([...segs.map((s) => fdatasync(s.fd)), ...(dir ? [fsyncDir(this.dir)] : [])]);
+    for (const seg of segs) await spoolFsync.sync(seg.fd, true);
+    if (dir) await fsyncDir(this.dir);
   }
 
   /** Read a whole body into memory. */

@@ -80,7 +80,8 @@ test('the running daemon answers by the share and picks up `ramp set` without a 
     const first = [...expected(10)][0]!;
     assert.deepEqual(await client.lookup(first), { status: 'OK', data: ENGINE });
 
-    assert.equal((await cli('set', 'gmail.com', '40')).code, 0);
+    const set = await cli('set', 'gmail.com', '40');
+    assert.equal(set.code, 0, set.stderr);
     const setAt = Date.now();
     const probe = [...expected(40)].find((r) => !expected(10).has(r))!;
     let applied = false;
@@ -154,7 +155,8 @@ test('shares survive a restart, and SIGHUP reloads the engine transport', async 
   } finally {
     client.close();
   }
-  assert.equal((await cli('set', 'gmail.com', 'off')).code, 0);
+  const off = await cli('set', 'gmail.com', 'off');
+  assert.equal(off.code, 0, off.stderr);
   const c2 = await SocketmapClient.connect('127.0.0.1', port);
   let forgotten = false;
   for (let i = 0; i < 100 && !forgotten; i++) {

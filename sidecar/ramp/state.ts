@@ -112,18 +112,22 @@ export class RampState {
    */
   setShare(domain: string, percent: number, now = Date.now()): RampShare {
     const db = this.store.db;
-    return db.transaction((): RampShare => {
-      const old = db
-        .prepare('SELECT domain, percent, changed_at AS changedAt FROM ramp_share WHERE domain = ?')
-        .get(domain) as RampShare | undefined;
-      if (old && old.percent === percent) return old;
-      const changedAt = old ? Math.max(now, old.changedAt + 1) : now;
-      db.prepare(
-        `INSERT INTO ramp_share (domain, percent, changed_at) VALUES (?, ?, ?)
+    // IMMEDIATE: this reads, then writes. A deferred transaction that upgrades while the running daemon
+    // commits split counts fails with SQLITE_BUSY at once (busy_timeout cannot help an upgrade).
+    return db
+      .transaction((): RampShare => {
+        const old = db
+          .prepare('SELECT domain, percent, changed_at AS changedAt FROM ramp_share WHERE domain = ?')
+          .get(domain) as RampShare | undefined;
+        if (old && old.percent === percent) return old;
+        const changedAt = old ? Math.max(now, old.changedAt + 1) : now;
+        db.prepare(
+          `INSERT INTO ramp_share (domain, percent, changed_at) VALUES (?, ?, ?)
          ON CONFLICT(domain) DO UPDATE SET percent = excluded.percent, changed_at = excluded.changed_at`,
-      ).run(domain, percent, changedAt);
-      return { domain, percent, changedAt };
-    })();
+        ).run(domain, percent, changedAt);
+        return { domain, percent, changedAt };
+      })
+      .immediate();
   }
 
   /** Forget a domain: Postfix's own transports apply to all of it again. Returns false if it was not set. */

@@ -21,6 +21,18 @@ import { freePort } from './world/ports.js';
 const rcpt = (sender: string, n: number) =>
   `request=smtpd_access_policy\nprotocol_state=RCPT\nsender=${sender}\nrecipient=r${n}@dest.test\n\n`;
 
+/** A Limiter built from one `<policy-limit>` block, as the daemon builds it from freight.conf. */
+function limiterFrom(block: string): Limiter {
+  const dir = mkdtempSync(join(tmpdir(), 'freight-policy-limiter-'));
+  try {
+    const conf = join(dir, 'freight.conf');
+    writeFileSync(conf, block);
+    return new Limiter(buildPolicySettings(loadConfig(conf)).limits);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('counters of thousands of keys reach the counter store in slices and are restored after a restart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'freight-policy-store-'));
   try {
@@ -85,71 +97,59 @@ test('counters of thousands of keys reach the counter store in slices and are re
 });
 
 test('a sweep in slices forgets every idle key, keeps busy ones, and reports them for deletion', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'freight-policy-sweep-'));
-  try {
-    const conf = join(dir, 'freight.conf');
-    writeFileSync(conf, '<policy-limit per-sender>\n  key sender\n  rate 10/m\n</policy-limit>\n');
-    const limiter = new Limiter(buildPolicySettings(loadConfig(conf)).limits);
-    const lc = limiter.counters[0]!;
-    let now = 1_700_000_000_000;
-    for (let i = 0; i < 2500; i++) lc.get(`idle${i}@x.test`, now, limiter.dirty)!.windows[0]!.add(1, now);
-    limiter.takeChanges();
-    now += 120_000; // the idle keys' minute window has emptied
-    const busy = lc.get('busy@x.test', now, limiter.dirty)!;
-    busy.windows[0]!.add(1, now);
+  const limiter = limiterFrom('<policy-limit per-sender>\n  key sender\n  rate 10/m\n</policy-limit>\n');
+  const lc = limiter.counters[0]!;
+  let now = 1_700_000_000_000;
+  for (let i = 0; i < 2500; i++) lc.get(`idle${i}@x.test`, now, limiter.dirty)!.windows[0]!.add(1, now);
+  limiter.takeChanges();
+  now += 120_000; // the idle keys' minute window has emptied
+  const busy = lc.get('busy@x.test', now, limiter.dirty)!;
+  busy.windows[0]!.add(1, now);
 
-    const passes: boolean[] = [];
-    for (let done = false; !done; ) {
-      done = limiter.sweep(now, 1000);
-      passes.push(done);
-      // A key that appears in the middle of a pass is not lost.
-      if (passes.length === 1) lc.get('late@x.test', now, limiter.dirty)!.windows[0]!.add(1, now);
-    }
-    assert.deepEqual(passes, [false, false, true]);
-    assert.deepEqual([...lc.keys.keys()].sort(), ['busy@x.test', 'late@x.test']);
-
-    // Taken in slices of 1,000: the removed keys first, then the changed ones.
-    const deletes: string[] = [];
-    const upserts: string[] = [];
-    for (let batch = limiter.takeChanges(1000); batch; batch = limiter.takeChanges(1000)) {
-      const changes = decodeCounterBatch(batch);
-      assert.ok(changes.deletes.length + changes.upserts.length <= 1000);
-      for (const d of changes.deletes) deletes.push(`${d.limit}/${d.key}`);
-      for (const u of changes.upserts) upserts.push(u.key);
-    }
-    assert.equal(new Set(deletes).size, 2500);
-    assert.ok(deletes.every((d) => d.startsWith('per-sender/idle')));
-    assert.deepEqual(upserts.sort(), ['busy@x.test', 'late@x.test']);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const passes: boolean[] = [];
+  for (let done = false; !done; ) {
+    done = limiter.sweep(now, 1000);
+    passes.push(done);
+    // A key that appears in the middle of a pass is not lost.
+    if (passes.length === 1) lc.get('late@x.test', now, limiter.dirty)!.windows[0]!.add(1, now);
   }
+  assert.deepEqual(passes, [false, false, true]);
+  assert.deepEqual([...lc.keys.keys()].sort(), ['busy@x.test', 'late@x.test']);
+
+  // Taken in slices of 1,000: the removed keys first, then the changed ones.
+  const deletes: string[] = [];
+  const upserts: string[] = [];
+  for (let batch = limiter.takeChanges(1000); batch; batch = limiter.takeChanges(1000)) {
+    const changes = decodeCounterBatch(batch);
+    assert.ok(changes.deletes.length + changes.upserts.length <= 1000);
+    for (const d of changes.deletes) deletes.push(`${d.limit}/${d.key}`);
+    for (const u of changes.upserts) upserts.push(u.key);
+  }
+  assert.equal(new Set(deletes).size, 2500);
+  assert.ok(deletes.every((d) => d.startsWith('per-sender/idle')));
+  assert.deepEqual(upserts.sort(), ['busy@x.test', 'late@x.test']);
 });
 
 test('changes taken in slices carry every changed key once, with its windows as saved', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'freight-policy-slices-'));
-  try {
-    const conf = join(dir, 'freight.conf');
-    writeFileSync(conf, '<policy-limit per-client>\n  key client_address\n  rate 5/m\n</policy-limit>\n');
-    const limiter = new Limiter(buildPolicySettings(loadConfig(conf)).limits);
-    const now = 1_700_000_000_000;
-    for (let i = 0; i < 2345; i++) {
-      const k = limiter.counters[0]!.get(`10.0.${i >> 8}.${i & 255}`, now + i, limiter.dirty)!;
-      k.windows[0]!.add((i % 3) + 1, now + i);
-    }
-    const seen = new Map<string, number>();
-    for (let batch = limiter.takeChanges(1000); batch; batch = limiter.takeChanges(1000)) {
-      for (const u of decodeCounterBatch(batch).upserts) {
-        assert.ok(!seen.has(u.key), `${u.key} sent twice`);
-        seen.set(
-          u.key,
-          u.windows[0]!.amounts.reduce((a, b) => a + b, 0),
-        );
-      }
-    }
-    assert.equal(seen.size, 2345);
-    assert.equal(seen.get('10.0.0.0'), 1);
-    assert.equal(seen.get('10.0.9.40'), ((9 * 256 + 40) % 3) + 1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const limiter = limiterFrom(
+    '<policy-limit per-client>\n  key client_address\n  rate 5/m\n</policy-limit>\n',
+  );
+  const now = 1_700_000_000_000;
+  for (let i = 0; i < 2345; i++) {
+    const k = limiter.counters[0]!.get(`10.0.${i >> 8}.${i & 255}`, now + i, limiter.dirty)!;
+    k.windows[0]!.add((i % 3) + 1, now + i);
   }
+  const seen = new Map<string, number>();
+  for (let batch = limiter.takeChanges(1000); batch; batch = limiter.takeChanges(1000)) {
+    for (const u of decodeCounterBatch(batch).upserts) {
+      assert.ok(!seen.has(u.key), `${u.key} sent twice`);
+      seen.set(
+        u.key,
+        u.windows[0]!.amounts.reduce((a, b) => a + b, 0),
+      );
+    }
+  }
+  assert.equal(seen.size, 2345);
+  assert.equal(seen.get('10.0.0.0'), 1);
+  assert.equal(seen.get('10.0.9.40'), ((9 * 256 + 40) % 3) + 1);
 });

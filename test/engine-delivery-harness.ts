@@ -185,7 +185,6 @@ export async function startWorld(
   };
 }
 
-/** Polls until `fn` holds (scheduler outcomes are asynchronous). */
 /** freight.conf text: virtual MTAs mta1 (source .11) and mta2 (source .12) in the pool `pool`. */
 export function poolOfTwo(ip: (n: number) => string): string {
   return `<virtual-mta mta1>
@@ -200,6 +199,7 @@ export function poolOfTwo(ip: (n: number) => string): string {
 </virtual-mta-pool>`;
 }
 
+/** Polls until `fn` holds (scheduler outcomes are asynchronous). */
 export async function until(fn: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const start = Date.now();
   while (!fn()) {

@@ -111,6 +111,19 @@ export const MIGRATIONS: readonly string[] = [
     INSERT INTO suppression_log(key, at) VALUES (OLD.key, CAST(unixepoch('subsec') * 1000 AS INTEGER));
   END;
   `,
+  // 2: rows that could not be written (a constraint, a bad value), kept with the reason instead of
+  // blocking every row behind them; an operator reads, fixes or drops them.
+  `
+  CREATE TABLE acct_quarantine (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    source TEXT NOT NULL,            -- 'engine' | 'tailer' | 'policy' | 'import' …: who tried to write it
+    code TEXT NOT NULL,              -- stable error code (SQLITE_CONSTRAINT_NOTNULL, ACCT_BAD_RECORD …)
+    reason TEXT NOT NULL,
+    row TEXT NOT NULL                -- the record as JSON, exactly as it was handed to the writer
+  );
+  CREATE INDEX acct_quarantine_at ON acct_quarantine(at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

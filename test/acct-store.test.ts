@@ -136,8 +136,8 @@ test('retention prunes old rows in batches and keeps new ones', async () => {
   const now = T0 + 100 * 24 * H;
   for (let i = 0; i < 12_000; i++) w.write(rec({ timeLogged: T0 + (i % 2 === 0 ? 0 : 95 * 24 * H) }));
   w.close();
-  const res = await pruneAcct(store, 90 * 24 * H, { now, batchSize: 5000 });
-  assert.equal(res.rows, 6000);
+  const res = await pruneAcct(store, 90 * 24 * H, { now, firstBatch: 5000 });
+  assert.equal(res.deleted.acct, 6000);
   assert.equal((store.db.prepare('SELECT COUNT(*) n FROM acct').get() as { n: number }).n, 6000);
   assert.equal(summary(store, {})[0]!.delivered, 6000);
   store.close();

@@ -19,6 +19,7 @@ export const COMMAND_MODULES: CommandModule[] = [
   { names: ['engine', 'show', 'pause', 'resume', 'schedule'], load: () => import('../engine/cli.js') },
   { names: ['tailer', 'acct import'], load: () => import('../tailer/cli.js') },
   { names: ['acct summary', 'acct list', 'acct export', 'acct trail'], load: () => import('../acct/cli.js') },
+  { names: ['acct prune', 'acct quarantine'], load: () => import('../acct/cli-upkeep.js') },
   { names: ['classify'], load: () => import('../classify/cli.js') },
   {
     names: ['suppress add', 'suppress remove', 'suppress list', 'suppress check'],

@@ -50,6 +50,19 @@ export interface Attempts {
   expireIfDue(q: DeliveryQueue, job: Job, t: number): boolean;
 }
 
+/** A recipient deferred by this attempt, with the reply it got. */
+interface DeferredRcpt {
+  /** Index into msg.recipients. */
+  i: number;
+  reply: string;
+  code: number;
+}
+
+/** Every recipient of a job deferred with the same reply (a connection that never got that far). */
+function allWith(job: Job, reply: string, code: number): DeferredRcpt[] {
+  return job.rcpts.map((i) => ({ i, reply, code }));
+}
+
 function esmtpLabel(s: OutboundSession): string {
   return s.secure ? 'ESMTP+TLS' : 'ESMTP';
 }
@@ -86,55 +99,42 @@ export function createAttempts(ctx: AttemptContext): Attempts {
     };
   }
 
-  function defer(
-    q: DeliveryQueue,
-    job: Job,
-    rcpts: number[],
-    reply: string,
-    code: number,
-    out: AttemptOutcome,
-  ) {
+  /**
+   * Each recipient keeps its own reply and its own retry time (from its own attempt count); recipients
+   * due at the same moment wait in one retry job.
+   */
+  function defer(q: DeliveryQueue, job: Job, rcpts: DeferredRcpt[], out: AttemptOutcome) {
     if (rcpts.length === 0) return;
     const t = ctx.now();
-    let attempts = 0;
-    for (const i of rcpts) attempts = Math.max(attempts, (job.msg.recipients[i]?.attempts ?? 0) + 1);
-    const due = Math.min(t + q.retryDelay(attempts), deadline(job.msg, q));
-    noteDeferred(q, rcpts, reply, code, due, out, t);
-    q.retry.push({ ...job, rcpts, dueAt: due, skipMx: null });
+    const byDue = new Map<number, number[]>();
+    for (const d of rcpts) {
+      const attempts = (job.msg.recipients[d.i]?.attempts ?? 0) + 1;
+      const due = Math.min(t + q.retryDelay(attempts), deadline(job.msg, q));
+      noteDeferred(q, d, due, out, t);
+      const group = byDue.get(due);
+      if (group) group.push(d.i);
+      else byDue.set(due, [d.i]);
+    }
+    for (const [due, group] of byDue) q.retry.push({ ...job, rcpts: group, dueAt: due, skipMx: null });
     ctx.armRetry(q);
   }
 
-  /** Outcome rows and queue counters of a deferral, whatever comes next for the recipients. */
-  function noteDeferred(
-    q: DeliveryQueue,
-    rcpts: number[],
-    reply: string,
-    code: number,
-    due: number,
-    out: AttemptOutcome,
-    t: number,
-  ) {
-    for (const i of rcpts) out.deferred(i, reply, code, due);
-    q.deferred += rcpts.length;
-    q.noteError(reply, t);
+  /** Outcome row and queue counters of one deferred recipient, whatever comes next for it. */
+  function noteDeferred(q: DeliveryQueue, d: DeferredRcpt, due: number, out: AttemptOutcome, t: number) {
+    out.deferred(d.i, d.reply, d.code, due);
+    q.deferred++;
+    q.noteError(d.reply, t);
   }
 
   /**
    * The source was disabled by this reply: the recipients are tried again at once, which puts them in
    * front of the scheduler's hand-back to another pool member (or makes them wait for the source).
    */
-  function handBack(
-    q: DeliveryQueue,
-    job: Job,
-    rcpts: number[],
-    reply: string,
-    code: number,
-    out: AttemptOutcome,
-  ) {
+  function handBack(q: DeliveryQueue, job: Job, rcpts: DeferredRcpt[], out: AttemptOutcome) {
     if (rcpts.length === 0) return;
     const t = ctx.now();
-    noteDeferred(q, rcpts, reply, code, t, out, t);
-    q.ready.unshift({ ...job, rcpts, dueAt: t, skipMx: null });
+    for (const d of rcpts) noteDeferred(q, d, t, out, t);
+    q.ready.unshift({ ...job, rcpts: rcpts.map((d) => d.i), dueAt: t, skipMx: null });
   }
 
   /** `bounce-queue`: every recipient the queue holds fails with the reply, now. */
@@ -231,7 +231,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
       ctx.settle(q, job, out);
     } else if (acts?.sourceDisabled) {
       const out = new AttemptOutcome(ports, job.msg, placeFor(q, job, null), t);
-      handBack(q, job, job.rcpts, result.reply, result.code, out);
+      handBack(q, job, allWith(job, result.reply, result.code), out);
       ctx.settle(q, job, out);
       deliv.warmup.record(q.vmta, q.domain, 'deferred');
     } else if (result.remoteRefused && q.sessions.size > 0) {
@@ -242,7 +242,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
       q.noteError(result.reply, t);
     } else {
       const out = new AttemptOutcome(ports, job.msg, placeFor(q, job, null), t);
-      defer(q, job, job.rcpts, result.reply, result.code, out);
+      defer(q, job, allWith(job, result.reply, result.code), out);
       ctx.settle(q, job, out);
       deliv.warmup.record(q.vmta, q.domain, 'deferred');
       q.connectFailures++;
@@ -337,8 +337,8 @@ export function createAttempts(ctx: AttemptContext): Attempts {
     t: number,
   ): void {
     const out = new AttemptOutcome(ports, job.msg, placeFor(q, job, s), t);
-    const deferred: Array<{ i: number; r: RcptReply }> = [];
-    const handedBack: Array<{ i: number; r: RcptReply }> = [];
+    const deferred: DeferredRcpt[] = [];
+    const handedBack: DeferredRcpt[] = [];
     const skipMx: number[] = [];
     let delivered = 0;
     let bounced = 0;
@@ -352,7 +352,7 @@ export function createAttempts(ctx: AttemptContext): Attempts {
         out.delivered(i, r.reply, r.code);
         q.delivered++;
         delivered++;
-      } else if (a?.sourceDisabled) handedBack.push({ i, r });
+      } else if (a?.sourceDisabled) handedBack.push({ i, reply: r.reply, code: r.code });
       else if (a?.bounceRcpt || a?.bounceQueue || (r.code >= 500 && r.remote)) {
         out.failed(i, r.reply, r.code, { attempted: true });
         q.bounced++;
@@ -361,30 +361,12 @@ export function createAttempts(ctx: AttemptContext): Attempts {
         if (a?.bounceQueue) queueBounce = r;
       } else if (a?.skipMx) skipMx.push(i);
       else {
-        deferred.push({ i, r });
+        deferred.push({ i, reply: r.reply, code: r.code });
         if (a?.deferQueue) queueDefer = r;
       }
     });
-    const first = deferred[0]?.r;
-    if (first)
-      defer(
-        q,
-        job,
-        deferred.map((d) => d.i),
-        first.reply,
-        first.code,
-        out,
-      );
-    const firstBack = handedBack[0]?.r;
-    if (firstBack)
-      handBack(
-        q,
-        job,
-        handedBack.map((d) => d.i),
-        firstBack.reply,
-        firstBack.code,
-        out,
-      );
+    defer(q, job, deferred, out);
+    handBack(q, job, handedBack, out);
     if (skipMx.length > 0)
       q.ready.unshift({ ...job, rcpts: skipMx, skipMx: new Set([...(job.skipMx ?? []), s.opts.mxName]) });
     if (delivered > 0) q.meter.add(t);

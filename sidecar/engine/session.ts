@@ -290,8 +290,12 @@ export class OutboundSession {
       const reply = firstLine(rej.response ?? '');
       out[idx] = { index: idx, code: rej.responseCode ?? 0, reply, remote: true };
     }
+    // A 421 to one RCPT closed the connection before DATA: the recipients not rejected share that reply.
+    const closedAt = err ? env.rejectedErrors?.find((e) => e.responseCode === 421 && e.response) : undefined;
     let rest: RcptReply;
-    if (!err && dataReply) {
+    if (closedAt?.response) {
+      rest = { index: -1, code: 421, reply: firstLine(closedAt.response), remote: true };
+    } else if (!err && dataReply) {
       const reply = firstLine(dataReply);
       rest = { index: -1, code: Number(reply.slice(0, 3)) || 250, reply, remote: true };
     } else if (err?.response && (err.code === 'EENVELOPE' || err.code === 'EMESSAGE')) {

@@ -24,6 +24,11 @@ interface EnvelopeInfo {
 interface Internals {
   _supportedExtensions: string[];
   _responseActions: Array<(str: string) => void>;
+  /** Reply lines read from the socket, handled one per tick. */
+  _responseQueue: string[];
+  _destroyed: boolean;
+  _processResponse(): void;
+  _onClose(): void;
   _envelope: {
     rcptQueue: string[];
     accepted: string[];
@@ -52,6 +57,17 @@ export class PipeliningSMTPConnection extends SMTPConnection {
     // nodemailer queued its MAIL handler only if the envelope was valid and MAIL FROM went out.
     if (self._responseActions.length !== queued + 1) return;
     this.pipelineRest(self, queued, callback);
+  }
+
+  /**
+   * Overrides nodemailer's socket-close handler. nodemailer handles one reply line per tick, so a remote
+   * that answers a pipelined RCPT with 421 and closes at once has its close seen first and the 421 lost
+   * to "connection closed". The replies already read are handled before the close is.
+   */
+  _onClose(): void {
+    const self = this as unknown as Internals;
+    while (self._responseQueue.length > 0 && !self._destroyed) self._processResponse();
+    base._onClose.call(this);
   }
 
   private pipelineRest(self: Internals, mailAction: number, callback: Callback): void {

@@ -15,7 +15,7 @@ import { composeDsn, type DsnRecipient, headerBlock, statusFromDiag, wantsFailur
 import type { BouncedRecipient, DsnSink } from './outcome.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-entry.js';
-import { fsyncDir } from './spool-journal.js';
+import { spoolFsync } from './spool-fsync.js';
 import type { SpooledMessage } from './types.js';
 
 export interface DsnSenderOptions {
@@ -146,7 +146,7 @@ export class DsnSender implements DsnSink {
       await fh.close();
     }
     await fs.promises.rename(tmp, join(this.outbox, name));
-    await fsyncDir(this.outbox);
+    await spoolFsync.syncDir(this.outbox);
     this.queue.push({ file: join(this.outbox, name), attempts: 0, dueAt: 0 });
   }
 

@@ -6,7 +6,8 @@
  * cheaper than the hand-off; blocking it on a slow or failing disk would stall every session. So the
  * runner keeps a moving average of fsync latency (inline and pooled alike): above `slowMs` it uses the
  * pool, and it comes back inline once the average is under half of that. A single outlier (50 ms behind
- * another process's big fsync) does not switch it.
+ * another process's big fsync) does not switch it. Directory fsyncs go through here too, so every fsync
+ * the spool makes has one seam.
  */
 import fs from 'node:fs';
 
@@ -47,6 +48,19 @@ export class FsyncRunner {
       else fs.fsyncSync(fd);
     } finally {
       this.note(this.now() - started);
+    }
+  }
+
+  /**
+   * fsync a directory, so a file created, renamed or removed in it survives a power loss. Always in the
+   * thread pool: it happens when a file is created, not once per commit round.
+   */
+  async syncDir(dir: string): Promise<void> {
+    const fh = await fs.promises.open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
   }
 

@@ -8,25 +8,15 @@
  * written to the kernel at once (a SIGKILL loses nothing written) and fsync'd in group-commit rounds.
  */
 import fs from 'node:fs';
-import { join } from 'node:path';
-import readline from 'node:readline';
+import { basename, join } from 'node:path';
 import { FreightError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { spoolFsync } from './spool-fsync.js';
+import { replayJournalFile } from './spool-journal-replay.js';
 
 const pad = (n: number) => String(n).padStart(8, '0');
 const segName = (n: number) => `seg-${pad(n)}.log`;
 const snapName = (n: number) => `snap-${pad(n)}.log`;
-
-/** fsync a directory so a file created (or renamed) in it survives a power loss. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fd = await fs.promises.open(dir, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}
 
 export class SpoolJournal {
   readonly dir: string;
@@ -37,6 +27,10 @@ export class SpoolJournal {
   /** Bytes written to segments since the last snapshot (compaction trigger). */
   private segmentBytes = 0;
   private unsynced = false;
+  /** A segment was created since the directory was last fsync'd. */
+  private dirUnsynced = false;
+  /** Files with corrupt lines: moved aside to `corrupt/` (not deleted) once a snapshot supersedes them. */
+  private readonly corrupt = new Set<string>();
   private readonly log: Logger;
 
   private constructor(dir: string, log: Logger) {
@@ -45,9 +39,9 @@ export class SpoolJournal {
   }
 
   /**
-   * Open the journal directory and replay it: `onRecord` sees every record in order. A torn last line
-   * (crash mid-write) is skipped with a warning. Appends then go to a fresh segment, so a torn tail is
-   * never followed by new records on the same line.
+   * Open the journal directory and replay it: `onRecord` sees every readable record in order. A torn
+   * last line (crash mid-write) is cut off; a corrupt line anywhere is skipped and its file recorded (see
+   * `corruptFiles`). Appends then go to a fresh segment.
    */
   static async open(
     dir: string,
@@ -74,26 +68,13 @@ export class SpoolJournal {
   }
 
   private async replayFile(path: string, onRecord: (rec: Record<string, unknown>) => void): Promise<void> {
-    const rl = readline.createInterface({
-      input: fs.createReadStream(path),
-      crlfDelay: Number.POSITIVE_INFINITY,
-    });
-    let lineNo = 0;
-    for await (const line of rl) {
-      lineNo++;
-      if (line === '') continue;
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        this.log.warn('skipping unreadable journal line (torn write at a crash)', {
-          file: path,
-          line: lineNo,
-        });
-        continue;
-      }
-      onRecord(rec);
-    }
+    const r = await replayJournalFile(path, this.log, onRecord);
+    if (r.corruptLines.length > 0) this.corrupt.add(basename(path));
+  }
+
+  /** Journal files with corrupt lines, kept in place until a snapshot holds what they recorded. */
+  get corruptFiles(): number {
+    return this.corrupt.size;
   }
 
   private openSegment(seq: number): void {
@@ -101,6 +82,7 @@ export class SpoolJournal {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = fd;
     this.seq = seq;
+    this.dirUnsynced = true;
   }
 
   get segment(): number {
@@ -138,15 +120,23 @@ export class SpoolJournal {
 
   /** Whether records were written since the last fsync. */
   get dirty(): boolean {
-    return this.unsynced || this.buffer.length > 0;
+    return this.unsynced || this.dirUnsynced || this.buffer.length > 0;
   }
 
-  /** Make every record appended so far durable. */
+  /** Make every record appended so far durable, and the current segment's directory entry. */
   async sync(): Promise<void> {
     this.flush();
-    if (!this.unsynced) return;
-    this.unsynced = false;
-    await spoolFsync.sync(this.fd, false);
+    if (this.unsynced) {
+      this.unsynced = false;
+      await spoolFsync.sync(this.fd, false);
+    }
+    if (this.dirUnsynced) {
+      this.dirUnsynced = false;
+      await spoolFsync.syncDir(this.dir).catch((err: unknown) => {
+        this.dirUnsynced = true;
+        throw err;
+      });
+    }
   }
 
   /**
@@ -179,11 +169,25 @@ export class SpoolJournal {
       await fh.close();
     }
     fs.renameSync(tmp, join(this.dir, snapName(seq)));
-    await fsyncDir(this.dir);
+    await spoolFsync.syncDir(this.dir);
     for (const n of fs.readdirSync(this.dir)) {
       const m = /^(seg|snap)-(\d{8})\.log$/.exec(n);
-      if (m && Number(m[2]) < seq) fs.rmSync(join(this.dir, n), { force: true });
+      if (!m || Number(m[2]) >= seq) continue;
+      if (this.corrupt.has(n)) await this.moveAside(n);
+      else fs.rmSync(join(this.dir, n), { force: true });
     }
+  }
+
+  /** Keep a superseded file with corrupt lines in `corrupt/` for the operator, as Postfix does. */
+  private async moveAside(name: string): Promise<void> {
+    const dir = join(this.dir, 'corrupt');
+    fs.mkdirSync(dir, { recursive: true });
+    const to = fs.existsSync(join(dir, name)) ? `${name}.${Date.now()}` : name;
+    fs.renameSync(join(this.dir, name), join(dir, to));
+    await spoolFsync.syncDir(dir);
+    await spoolFsync.syncDir(this.dir);
+    this.corrupt.delete(name);
+    this.log.error('spool journal file with corrupt lines moved aside', { file: join(dir, to) });
   }
 
   close(): void {

@@ -15,7 +15,6 @@ import { finished, type Readable } from 'node:stream';
 import { errorMessage, FreightError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { spoolFsync } from './spool-fsync.js';
-import { fsyncDir } from './spool-journal.js';
 
 const segName = (n: number) => `seg-${String(n).padStart(8, '0')}.dat`;
 const SEG_RE = /^seg-(\d{8})\.dat$/;
@@ -170,7 +169,7 @@ export class BodySegments {
     this.dirDirty = false;
     for (const seg of segs) writeUnwritten(seg);
     for (const seg of segs) await spoolFsync.sync(seg.fd, true);
-    if (dir) await fsyncDir(this.dir);
+    if (dir) await spoolFsync.syncDir(this.dir);
   }
 
   /** Read a whole body into memory. */

@@ -12,15 +12,27 @@ const FILE = join(packageRoot, 'data', 'bounce-patterns.txt');
 test('every shipped rule has an example that the classifier attributes to that very rule', () => {
   const rules = readRuleFile(FILE, 'data/bounce-patterns.txt');
   const c = BounceClassifier.load();
-  const all = [...rules.patterns, ...rules.statuses, ...rules.replies];
+  const all = [...rules.phrases, ...rules.statuses, ...rules.replies];
   assert.ok(all.length > 80);
+  const wrong: string[] = [];
   for (const r of all) {
     assert.ok(r.examples.length > 0, `rule at line ${r.line} has no #> example`);
     for (const ex of r.examples) {
       const got = c.classify(ex);
-      assert.equal(got.rule, `data/bounce-patterns.txt:${r.line}`, `example "${ex}" → ${got.rule}`);
-      assert.equal(got.category, r.category);
+      if (got.rule !== `data/bounce-patterns.txt:${r.line}` || got.category !== r.category)
+        wrong.push(`line ${r.line} (${r.category}): "${ex}" → ${got.category} by ${got.rule}`);
     }
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('every phrase and stage rule names where it comes from', () => {
+  const rules = readRuleFile(FILE, 'data/bounce-patterns.txt');
+  for (const r of rules.phrases) assert.ok(r.from.length > 0, `phrase rule at line ${r.line} has no # from:`);
+  for (const r of rules.stageRules) {
+    assert.ok(r.examples.length > 0, `stage rule at line ${r.line} has no #> example`);
+    const c = BounceClassifier.load();
+    for (const ex of r.examples) assert.equal(c.classify(ex).category, r.to, ex);
   }
 });
 

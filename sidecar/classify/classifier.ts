@@ -1,13 +1,25 @@
 /**
- * Bounce classifier (DESIGN §5): operator rules, then the shipped `/regex/ category` rules, then
- * enhanced-status-code rules, then basic-reply-code rules, then `other`. Hard (suppress the address)
- * only for bad-mailbox / bad-domain / inactive-mailbox and never for a 4xx or temporary failure.
+ * Bounce classifier. Operator rules (`<bounce-category-patterns>`) decide first; otherwise the evidence
+ * decides in the order the rule file's header documents: the enhanced status code (a specific one, such
+ * as 5.1.1, stands unless a phrase rule says it refines that code), phrase rules (first in file order,
+ * refining generic codes such as 5.0.0 or 5.7.1 and bare basic codes), the generic enhanced code, the
+ * basic reply code, then what the category means at the SMTP stage the reply answered. Hard (suppress
+ * the address) only for bad-mailbox / bad-domain / inactive-mailbox on a final (5xx) reply.
  */
 import { join, relative } from 'node:path';
 import { type BounceCategory, HARD_CATEGORIES } from '../acct/record.js';
 import { packageRoot } from '../common/paths.js';
-import { type ParsedReply, parseReply } from './reply.js';
-import { type PatternRule, type ReplyRule, readRuleFile, type StatusRule } from './rules.js';
+import { PhraseSet } from './phrases.js';
+import { type ParsedReply, parseReply, type SmtpStage } from './reply.js';
+import {
+  codeMatches,
+  type PhraseRule,
+  type ReplyRule,
+  type RuleFile,
+  readRuleFile,
+  type StageRule,
+  type StatusRule,
+} from './rules.js';
 
 export interface OperatorRule {
   pattern: RegExp;
@@ -23,6 +35,37 @@ export interface Classification {
   rule: string;
 }
 
+/** What the caller knows about the reply beyond its text. */
+export interface ReplyContext {
+  /** The SMTP stage the reply answered (the engine knows it); overrides what a wrapper says. */
+  stage?: SmtpStage;
+}
+
+export interface PhraseHit {
+  rule: string;
+  term: string;
+  category: BounceCategory;
+  /** False when a specific enhanced code of another category stands against it, or the stage does not fit. */
+  eligible: boolean;
+}
+
+export interface Explanation extends Classification {
+  stage: SmtpStage | null;
+  stageFrom: 'context' | 'wrapper' | null;
+  basic: number | null;
+  basicMeaning: string | null;
+  enhanced: string | null;
+  enhancedMeaning: string | null;
+  /** The status rule that matched the enhanced code, and whether phrases may refine it. */
+  status: { rule: string; category: BounceCategory; generic: boolean } | null;
+  wrappers: string[];
+  host: string | null;
+  phrases: PhraseHit[];
+  /** A stage rule that changed the category, if any. */
+  stageRule: string | null;
+  final: boolean;
+}
+
 export interface ClassifierOptions {
   operatorRules?: OperatorRule[];
   /** Rule file instead of the shipped `data/bounce-patterns.txt`. */
@@ -31,41 +74,53 @@ export interface ClassifierOptions {
 
 export const DEFAULT_RULES_FILE = join(packageRoot, 'data', 'bounce-patterns.txt');
 
-interface CompiledPattern {
+interface CompiledOperator {
   pattern: RegExp;
   category: BounceCategory;
   rule: string;
 }
 
-export class BounceClassifier {
-  private readonly patterns: CompiledPattern[];
-  private readonly statuses: StatusRule[];
-  private readonly replies: ReplyRule[];
-  /** The parsed shipped/loaded file (tests walk its examples). */
-  readonly shippedPatterns: readonly PatternRule[];
+interface Decision {
+  category: BounceCategory;
+  rule: string;
+  final: boolean;
+}
 
-  private constructor(
-    operator: OperatorRule[],
-    file: { patterns: PatternRule[]; statuses: StatusRule[]; replies: ReplyRule[] },
-  ) {
+/** No code to go by: the MTA's own words say whether it will try again. */
+const TRANSIENT_TEXT = /try again|temporar|deferred|will retry|retry later|delayed|try later/;
+
+export class BounceClassifier {
+  private readonly operator: CompiledOperator[];
+  private readonly rules: RuleFile;
+  private readonly phraseSet: PhraseSet;
+  /** Per phrase rule (by index): its regex terms, tested only when no earlier rule already decided. */
+  private readonly regexTerms: Array<Array<{ pattern: RegExp; line: number }>>;
+  /** Term id → [rule index, term line]. */
+  private readonly termOwner: Array<[number, number]> = [];
+
+  private constructor(operator: OperatorRule[], rules: RuleFile) {
     // Rule patterns are matched with `test`; a `g`/`y` flag would make results depend on lastIndex.
     const clean = (re: RegExp) =>
       re.global || re.sticky ? new RegExp(re.source, re.flags.replace(/[gy]/g, '')) : re;
-    this.patterns = [
-      ...operator.map((r, i) => ({
-        pattern: clean(r.pattern),
-        category: r.category,
-        rule: `operator:${r.source ?? `#${i + 1}`}`,
-      })),
-      ...file.patterns.map((r) => ({
-        pattern: r.pattern,
-        category: r.category,
-        rule: `${r.file}:${r.line}`,
-      })),
-    ];
-    this.statuses = file.statuses;
-    this.replies = file.replies;
-    this.shippedPatterns = file.patterns;
+    this.operator = operator.map((r, i) => ({
+      pattern: clean(r.pattern),
+      category: r.category,
+      rule: `operator:${r.source ?? `#${i + 1}`}`,
+    }));
+    this.rules = rules;
+    const literals: Array<{ id: number; pieces: string[] }> = [];
+    this.regexTerms = rules.phrases.map((r, ri) => {
+      const regexes: Array<{ pattern: RegExp; line: number }> = [];
+      for (const t of r.terms) {
+        if (t.kind === 'regex') regexes.push({ pattern: t.pattern, line: t.line });
+        else {
+          literals.push({ id: this.termOwner.length, pieces: t.pieces });
+          this.termOwner.push([ri, t.line]);
+        }
+      }
+      return regexes;
+    });
+    this.phraseSet = new PhraseSet(literals);
   }
 
   static load(opts: ClassifierOptions = {}): BounceClassifier {
@@ -74,31 +129,143 @@ export class BounceClassifier {
     return new BounceClassifier(opts.operatorRules ?? [], readRuleFile(path, label));
   }
 
-  classify(reply: string): Classification {
-    const parsed = parseReply(reply);
-    const { category, rule } = this.decide(parsed);
-    return { category, rule, hard: HARD_CATEGORIES.has(category) && !parsed.transient };
+  /** The parsed rule file (tests walk its examples). */
+  get ruleFile(): RuleFile {
+    return this.rules;
   }
 
-  private decide(p: ParsedReply): { category: BounceCategory; rule: string } {
-    for (const r of this.patterns) if (r.pattern.test(p.text)) return r;
-    if (p.enhanced) {
-      const e = p.enhanced;
-      for (const s of this.statuses) {
-        if (
-          (s.cls === null || s.cls === e.cls) &&
-          s.subject === e.subject &&
-          (s.detail === null || s.detail === e.detail)
-        ) {
-          return { category: s.category, rule: `${s.file}:${s.line}` };
-        }
+  classify(reply: string, ctx: ReplyContext = {}): Classification {
+    const p = parseReply(reply);
+    const d = this.decide(p, ctx.stage ?? p.stage, null);
+    return { category: d.category, rule: d.rule, hard: d.final && HARD_CATEGORIES.has(d.category) };
+  }
+
+  /** Every piece of evidence found and the rule that decided (`freight classify --explain`). */
+  explain(reply: string, ctx: ReplyContext = {}): Explanation {
+    const p = parseReply(reply);
+    const stage = ctx.stage ?? p.stage;
+    const status = p.enhanced ? this.statusRule(p) : null;
+    const basicRule = p.basic === null ? null : this.replyRule(p.basic);
+    const ex: Explanation = {
+      category: 'other',
+      hard: false,
+      rule: 'default',
+      stage,
+      stageFrom: ctx.stage ? 'context' : p.stage ? 'wrapper' : null,
+      basic: p.basic,
+      basicMeaning: basicRule?.meaning ?? null,
+      enhanced: p.enhanced ? `${p.enhanced.cls}.${p.enhanced.subject}.${p.enhanced.detail}` : null,
+      enhancedMeaning: status?.meaning ?? null,
+      status: status ? { rule: loc(status), category: status.category, generic: status.generic } : null,
+      wrappers: p.wrappers,
+      host: p.host,
+      phrases: [],
+      stageRule: null,
+      final: false,
+    };
+    const d = this.decide(p, stage, ex);
+    ex.category = d.category;
+    ex.rule = d.rule;
+    ex.final = d.final;
+    ex.hard = d.final && HARD_CATEGORIES.has(d.category);
+    return ex;
+  }
+
+  private decide(p: ParsedReply, stage: SmtpStage | null, trace: Explanation | null): Decision {
+    const final = isFinal(p);
+    for (const r of this.operator)
+      if (r.pattern.test(p.text)) return { category: r.category, rule: r.rule, final };
+    const status = p.enhanced ? this.statusRule(p) : null;
+    const specific = status !== null && !status.generic;
+    const eligible = (r: PhraseRule) =>
+      (r.stages === null || stage === null || r.stages.includes(stage)) &&
+      (!specific || r.category === status.category || r.refines.some((c) => codeMatches(c, p.enhanced!)));
+    const phrase = this.firstPhrase(p.folded, eligible, trace);
+    let d: Decision;
+    if (phrase) d = { category: phrase.category, rule: loc(phrase), final };
+    else if (status) d = { category: status.category, rule: loc(status), final };
+    else {
+      const basic = p.basic === null ? null : this.replyRule(p.basic);
+      d = basic
+        ? { category: basic.category, rule: loc(basic), final }
+        : { category: 'other', rule: 'default', final };
+    }
+    if (stage !== null) {
+      const sr = this.stageRule(stage, d.category);
+      if (sr) {
+        d = { ...d, category: sr.to };
+        if (trace) trace.stageRule = loc(sr);
       }
     }
-    if (p.basic !== null) {
-      const code = String(p.basic);
-      for (const r of this.replies)
-        if (r.code === code) return { category: r.category, rule: `${r.file}:${r.line}` };
-    }
-    return { category: 'other', rule: 'default' };
+    return d;
   }
+
+  /** The first eligible phrase rule in file order; with a trace, records every rule that matched. */
+  private firstPhrase(
+    text: string,
+    eligible: (r: PhraseRule) => boolean,
+    trace: Explanation | null,
+  ): PhraseRule | null {
+    const phrases = this.rules.phrases;
+    let best = -1;
+    const hits: Array<[number, number]> = [];
+    for (const id of this.phraseSet.match(text)) {
+      const [ri, line] = this.termOwner[id]!;
+      hits.push([ri, line]);
+      if ((best < 0 || ri < best) && eligible(phrases[ri]!)) best = ri;
+    }
+    // Regex terms only matter for rules ahead of the best literal hit (all of them when explaining).
+    const limit = trace || best < 0 ? phrases.length : best;
+    for (let ri = 0; ri < limit; ri++) {
+      for (const t of this.regexTerms[ri]!) {
+        if (!t.pattern.test(text)) continue;
+        hits.push([ri, t.line]);
+        if ((best < 0 || ri < best) && eligible(phrases[ri]!)) best = ri;
+        break;
+      }
+      if (!trace && best >= 0 && best <= ri) break;
+    }
+    if (trace) {
+      hits.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      for (const [ri, line] of hits) {
+        const r = phrases[ri]!;
+        trace.phrases.push({
+          rule: loc(r),
+          term: `${r.file}:${line}`,
+          category: r.category,
+          eligible: eligible(r),
+        });
+      }
+    }
+    return best < 0 ? null : phrases[best]!;
+  }
+
+  private statusRule(p: ParsedReply): StatusRule | null {
+    for (const s of this.rules.statuses) if (codeMatches(s, p.enhanced!)) return s;
+    return null;
+  }
+
+  private replyRule(code: number): ReplyRule | null {
+    const c = String(code);
+    for (const r of this.rules.replies) if (r.code === c) return r;
+    return null;
+  }
+
+  private stageRule(stage: SmtpStage, category: BounceCategory): StageRule | null {
+    for (const r of this.rules.stageRules)
+      if (r.stages.includes(stage) && r.from.includes(category)) return r;
+    return null;
+  }
+}
+
+function loc(r: { file: string; line: number }): string {
+  return `${r.file}:${r.line}`;
+}
+
+/** A 5xx (or 5.x.x with no basic code); with no code at all, final unless the text says it will retry. */
+function isFinal(p: ParsedReply): boolean {
+  if (p.enhanced?.cls === '4') return false;
+  if (p.basic !== null) return p.basic >= 500;
+  if (p.enhanced) return p.enhanced.cls === '5';
+  return !TRANSIENT_TEXT.test(p.folded);
 }

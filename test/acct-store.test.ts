@@ -143,12 +143,29 @@ test('retention prunes old rows in batches and keeps new ones', async () => {
   store.close();
 });
 
-test('bad records are refused at write() and never reach the database', () => {
+test('bad records never reach acct: they are quarantined with their code, the good rows around them are written', () => {
   const store = AcctStore.open(join(dir, 'v.db'));
-  const w = new AcctWriter(store);
-  assert.throws(() => w.write(rec({ type: 'zz' as 'd' })), /unknown type/);
-  assert.throws(() => w.write(rec({ bounceCat: 'nope' as 'other' })), /unknown bounceCat/);
+  const w = new AcctWriter(store, { source: 'test' });
+  w.write(rec({ rcpt: 'first@gmail.com' }));
+  w.write(rec({ type: 'zz' as 'd' }));
+  w.write(rec({ bounceCat: 'nope' as 'other' }));
+  w.write(rec({ rcpt: 'last@gmail.com' }));
   w.close();
-  assert.equal((store.db.prepare('SELECT COUNT(*) n FROM acct').get() as { n: number }).n, 0);
+  const rcpts = store.db.prepare('SELECT rcpt FROM acct ORDER BY id').pluck().all();
+  assert.deepEqual(rcpts, ['first@gmail.com', 'last@gmail.com']);
+  const q = store.db.prepare('SELECT source, code, reason FROM acct_quarantine ORDER BY id').all() as {
+    source: string;
+    code: string;
+    reason: string;
+  }[];
+  assert.deepEqual(
+    q.map((r) => [r.source, r.code]),
+    [
+      ['test', 'ACCT_BAD_RECORD'],
+      ['test', 'ACCT_BAD_RECORD'],
+    ],
+  );
+  assert.match(q[0]!.reason, /unknown type/);
+  assert.match(q[1]!.reason, /unknown bounceCat/);
   store.close();
 });

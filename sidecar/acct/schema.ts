@@ -124,6 +124,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX acct_quarantine_at ON acct_quarantine(at);
   `,
+  // 3: how far a writer's rows are committed in the log it derives them from (the engine's spool
+  // journal), written in the same transaction as the rows, so a restart replays exactly what is missing.
+  `
+  CREATE TABLE acct_cursor (
+    source TEXT PRIMARY KEY,         -- 'engine' …: whose log
+    seq INTEGER NOT NULL             -- log records numbered up to this have their rows committed
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

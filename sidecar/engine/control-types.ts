@@ -152,6 +152,15 @@ export interface EngineStatusReport {
   intake: IntakeStatus;
   spool: SpoolStatus;
   delivery: DeliveryStatus;
+  /** Accounting rows buffered for the store (intake answers 452 past the writer's bound). */
+  acctBacklog: number;
+  /** Rows the store refused, kept in acct_quarantine (-1: could not be counted). */
+  acctQuarantined: number;
+  /** A batch failed (store locked, full) and is being retried; the last store error. */
+  acctRetrying: boolean;
+  acctLastError: string | null;
+  /** Rows were let go from memory while the store stayed down; the next start replays them. */
+  acctOverflowed: boolean;
 }
 
 /** The control protocol: one JSON request per line, one JSON response per line. */

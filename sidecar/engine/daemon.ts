@@ -91,13 +91,19 @@ export class EngineDaemon {
     const g = config.global;
     const settings = engineSettings(config);
     this.pidFile = claimPidFile(g.runDir);
+    this.store = AcctStore.open(g.acctDb);
+    // Rows derive from spool journal records; the cursor says which ones the store already holds.
+    this.acct = new AcctWriter(this.store, {
+      source: 'engine',
+      checkpoint: { source: 'engine', position: () => this.spool.acctPosition() },
+    });
     this.spool = await Spool.open({
       dir: g.spoolDir,
       minFreeBytes: settings.spoolMinFree,
       commitDelayMs: settings.spoolCommitDelay,
+      acctCursor: this.acct.committedPosition,
     });
-    this.store = AcctStore.open(g.acctDb);
-    this.acct = new AcctWriter(this.store);
+    this.replayAcct();
     this.dsn = new DsnSender({
       spool: this.spool,
       hostName: g.hostName,
@@ -134,6 +140,17 @@ export class EngineDaemon {
     });
   }
 
+  /** Rows the store missed at the last stop (a crash), then compaction waits for the store. */
+  private replayAcct(): void {
+    const missing = this.spool.takeMissingAcctRows();
+    for (const row of missing) this.acct.write(row);
+    this.acct.flush();
+    if (missing.length > 0)
+      log.info('accounting rows replayed from the spool journal', { rows: missing.length });
+    // A store being retried is not asked again here: a locked database would stall the round.
+    this.spool.setCompactionGate(() => !this.acct.retrying && this.acct.flush());
+  }
+
   private async handle(req: ControlRequest): Promise<unknown> {
     const s = this.scheduler;
     switch (req.op) {
@@ -158,6 +175,7 @@ export class EngineDaemon {
   }
 
   async status(): Promise<EngineStatusReport> {
+    const acct = this.acct.status();
     return {
       pid: process.pid,
       startedAt: this.startedAt,
@@ -165,6 +183,11 @@ export class EngineDaemon {
       intake: this.intake.status(),
       spool: this.spool.status(),
       delivery: await this.scheduler.status(),
+      acctBacklog: acct.backlog,
+      acctQuarantined: acct.quarantined,
+      acctRetrying: acct.retrying,
+      acctLastError: acct.lastError,
+      acctOverflowed: acct.overflowed,
     };
   }
 

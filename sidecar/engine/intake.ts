@@ -16,8 +16,10 @@ import type { AcctWriter } from '../acct/writer.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { FreightConfig, SourceBlock } from '../config/model.js';
+import { receivedRows } from './acct-rows.js';
 import { coalesceWrites } from './coalesce-writes.js';
 import type { IntakeStatus } from './control-types.js';
+import { FAULTS, faultPoint } from './fault-inject.js';
 import { processHeaders, receivedHeader } from './intake-headers.js';
 import type { EngineSettings } from './settings.js';
 import { normalizeIp, SourceAcl } from './source-acl.js';
@@ -75,6 +77,7 @@ export class Intake {
       s.on('error', (err) => this.log.warn('intake session error', { error: errorMessage(err) }));
     }
     deps.spool.setWriters(() => this.lmtp.connections.size + this.smtp.connections.size);
+    deps.spool.setDurableListener((entry) => this.writeReceived(entry));
   }
 
   private serverOptions(lmtp: boolean): SMTPServerOptions {
@@ -188,6 +191,8 @@ export class Intake {
     if (disk) return disk;
     if (this.deps.scheduler.queuedRecipients() >= this.deps.settings.maxQueuedRecipients)
       return 'engine saturated';
+    // Accounting rows waiting for a locked or full store: take no new mail until they drain.
+    if (this.deps.acct?.backlogged) return 'accounting backlog';
     return null;
   }
 
@@ -229,7 +234,10 @@ export class Intake {
       }
       this.inFlightData++;
       this.spoolMessage(Buffer.concat(chunks), session)
-        .then((entry) => cb(null, this.successReplies(entry, session)))
+        .then((entry) => {
+          cb(null, this.successReplies(entry, session));
+          if (FAULTS) setImmediate(faultPoint, 'intake-250');
+        })
         .catch((err: unknown) => {
           this.tempRejected++;
           this.log.error('message not spooled; client keeps it', { error: errorMessage(err) });
@@ -276,6 +284,7 @@ export class Intake {
         postfixQueueId: facts.postfixQueueId,
         messageId: facts.messageId,
         sourceIp: normalizeIp(session.remoteAddress),
+        source: { srcType: lmtp ? 'lmtp' : 'smtp', helo: session.hostNameAppearsAs ?? null },
         recipients: rcpts.map((r) => ({
           rcpt: r.address,
           orcpt: r.dsn?.orcpt ?? null,
@@ -288,35 +297,18 @@ export class Intake {
     this.accepted++;
     this.acceptedRcpts += entry.recipients.length;
     this.deps.scheduler.submit(entry);
-    this.writeReceived(entry, session, lmtp);
     return entry;
   }
 
-  /** One `r` row per recipient, written after the message is durable. */
-  private writeReceived(entry: SpoolEntry, session: SMTPServerSession, lmtp: boolean): void {
+  /**
+   * One `r` row per recipient, written by the spool the moment the message is durable, inside the
+   * commit round: the accounting cursor may pass the message's journal record only after that.
+   */
+  private writeReceived(entry: SpoolEntry): void {
     const acct = this.deps.acct;
     if (!acct) return;
-    const srcMta = `${session.hostNameAppearsAs ?? 'unknown'} (${entry.sourceIp})`;
     try {
-      for (const r of entry.recipients) {
-        acct.write({
-          type: 'r',
-          timeLogged: entry.receivedAt,
-          timeQueued: entry.receivedAt,
-          orig: entry.sender,
-          rcpt: r.rcpt,
-          orcpt: r.orcpt,
-          srcType: lmtp ? 'lmtp' : 'smtp',
-          srcMta,
-          dlvSize: entry.size,
-          vmta: entry.vmtaRequest,
-          jobId: entry.jobId,
-          envId: entry.envId,
-          path: 'engine',
-          postfixQueueId: entry.postfixQueueId,
-          messageId: entry.id,
-        });
-      }
+      for (const row of receivedRows(entry, entry.intakeSource)) acct.write(row);
     } catch (err) {
       this.log.warn('accounting row not written', { id: entry.id, error: errorMessage(err) });
     }

@@ -7,7 +7,11 @@
 import { type AcctRecord, type BounceCategory, HARD_CATEGORIES } from '../acct/record.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { type AcctEvent, type AttemptPlace, eventRow } from './acct-rows.js';
+import { FAULTS, faultPoint } from './fault-inject.js';
 import type { RecipientUpdate, SpooledMessage, SpoolPort } from './types.js';
+
+export type { AttemptPlace } from './acct-rows.js';
 
 const log = createLogger('engine/outcome');
 
@@ -52,18 +56,6 @@ export interface OutcomePorts {
   dsnSink: DsnSink;
 }
 
-/** Where an attempt went: queue, vmta and (if a connection was made) the remote. */
-export interface AttemptPlace {
-  /** Queue key `domain/vmta`; null when the recipient never reached a queue (suppressed). */
-  queue: string | null;
-  vmta: string | null;
-  vmtaPool: string | null;
-  sourceIp: string | null;
-  destinationIp: string | null;
-  mta: string | null;
-  esmtp: string | null;
-}
-
 export function enhancedStatus(code: number, reply: string): string {
   const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply);
   if (m?.[1]) return m[1];
@@ -79,6 +71,7 @@ export class AttemptOutcome {
   private readonly updates: RecipientUpdate[] = [];
   private readonly bounced: BouncedRecipient[] = [];
   private finals = 0;
+  private delivers = 0;
 
   constructor(
     private readonly ports: OutcomePorts,
@@ -87,35 +80,16 @@ export class AttemptOutcome {
     private readonly now: number,
   ) {}
 
-  private base(index: number): AcctRecord {
-    const msg = this.msg;
-    const r = msg.recipients[index];
-    const p = this.place;
-    return {
-      type: 't',
-      timeLogged: this.now,
-      timeQueued: msg.receivedAt,
-      orig: msg.sender,
-      rcpt: r?.rcpt ?? null,
-      orcpt: r?.orcpt ?? null,
-      srcType: 'smtp',
-      srcMta: msg.sourceIp,
-      dlvType: 'smtp',
-      dlvSourceIp: p.sourceIp,
-      dlvDestinationIp: p.destinationIp,
-      dlvEsmtpAvailable: p.esmtp,
-      dlvSize: msg.size,
-      dsnMta: p.mta,
-      vmta: p.vmta,
-      vmtaPool: p.vmtaPool,
-      queue: p.queue,
-      jobId: msg.jobId,
-      envId: msg.envId,
-      path: 'engine',
-      postfixQueueId: msg.postfixQueueId,
-      messageId: msg.id,
-      attempt: r?.attempts ?? null,
-    };
+  /**
+   * The recipient's row, from the same facts its journal record carries (so recovery rebuilds the
+   * identical row); the facts ride on the recipient's update.
+   */
+  private record(index: number, type: AcctEvent['type'], status: string, cat: BounceCategory | null) {
+    const r = this.msg.recipients[index];
+    if (!r) return;
+    const ev: AcctEvent = { type, at: this.now, status, bounceCat: cat, place: this.place };
+    this.write(eventRow(this.msg, index, r.attempts, r.lastDiag, ev));
+    this.push(index, ev);
   }
 
   private write(rec: AcctRecord): void {
@@ -133,14 +107,8 @@ export class AttemptOutcome {
     r.state = 'delivered';
     r.lastDiag = `smtp;${reply}`;
     r.nextAttemptAt = 0;
-    this.write({
-      ...this.base(index),
-      type: 'd',
-      dsnAction: 'delivered',
-      dsnStatus: enhancedStatus(code, reply),
-      dsnDiag: `smtp;${reply}`,
-    });
-    this.push(index);
+    this.delivers++;
+    this.record(index, 'd', enhancedStatus(code, reply), null);
     this.finals++;
   }
 
@@ -152,15 +120,7 @@ export class AttemptOutcome {
     r.nextAttemptAt = nextAttemptAt;
     r.lastDiag = `smtp;${reply}`;
     const cat = this.ports.classifier.classify(reply).category;
-    this.write({
-      ...this.base(index),
-      type: 't',
-      dsnAction: 'delayed',
-      dsnStatus: enhancedStatus(code, reply),
-      dsnDiag: `smtp;${reply}`,
-      bounceCat: cat,
-    });
-    this.push(index);
+    this.record(index, 't', enhancedStatus(code, reply), cat);
   }
 
   /**
@@ -183,14 +143,7 @@ export class AttemptOutcome {
       ? { category: opts.category, hard: HARD_CATEGORIES.has(opts.category) }
       : this.ports.classifier.classify(reply);
     const status = enhancedStatus(code, reply);
-    this.write({
-      ...this.base(index),
-      type: 'b',
-      dsnAction: 'failed',
-      dsnStatus: status,
-      dsnDiag: `smtp;${reply}`,
-      bounceCat: classified.category,
-    });
+    this.record(index, 'b', status, classified.category);
     if (classified.hard) {
       try {
         this.ports.suppression.add({
@@ -203,13 +156,11 @@ export class AttemptOutcome {
       }
     }
     this.bounced.push({ index, rcpt: r.rcpt, status, diag: `smtp;${reply}`, mta: this.place.mta });
-    this.push(index);
     this.finals++;
   }
 
-  private push(index: number): void {
-    const r = this.msg.recipients[index];
-    if (!r) return;
+  private push(index: number, acct: AcctEvent): void {
+    const r = this.msg.recipients[index]!;
     this.updates.push({
       messageId: this.msg.id,
       rcptIndex: index,
@@ -217,6 +168,7 @@ export class AttemptOutcome {
       attempts: r.attempts,
       nextAttemptAt: r.nextAttemptAt,
       lastDiag: r.lastDiag,
+      acct,
     });
   }
 
@@ -227,6 +179,7 @@ export class AttemptOutcome {
 
   /** Journal the updates, then send the DSN; `messageDone` removes the spool files. */
   commit(messageDone: boolean): void {
+    if (FAULTS && this.delivers > 0) faultPoint('remote-250');
     if (this.updates.length > 0) this.ports.spool.update(this.updates);
     if (this.bounced.length > 0) {
       try {

@@ -4,6 +4,7 @@
  * located by two small integers (data segment, offset), and repeated strings (sender, source IP, job,
  * vmta) interned so a large job shares one copy. Also the journal encoding of messages and updates.
  */
+import { encodeEvent, type IntakeSource } from './acct-rows.js';
 import type { QueuedRecipient, RecipientState, RecipientUpdate, SpooledMessage } from './types.js';
 
 const interned = new Map<string, string>();
@@ -52,6 +53,8 @@ export interface MessageDraft {
   messageId: string | null;
   sourceIp: string;
   recipients: { rcpt: string; orcpt: string | null; notify: string | null }[];
+  /** Protocol and HELO name of the intake session (for the `r` rows). */
+  source?: IntakeSource | null;
 }
 
 export class SpoolEntry implements SpooledMessage {
@@ -66,6 +69,8 @@ export class SpoolEntry implements SpooledMessage {
   postfixQueueId: string | null;
   messageId: string | null;
   sourceIp: string;
+  srcType: IntakeSource['srcType'] | null;
+  helo: string | null;
   recipients: SpoolRecipient[];
   /** Data segment holding the body (spool-segments.ts); LEGACY_BODY for a file of its own. */
   seg: number;
@@ -83,9 +88,16 @@ export class SpoolEntry implements SpooledMessage {
     this.postfixQueueId = draft.postfixQueueId;
     this.messageId = draft.messageId;
     this.sourceIp = intern(draft.sourceIp)!;
+    this.srcType = draft.source?.srcType ?? null;
+    this.helo = intern(draft.source?.helo ?? null);
     this.recipients = draft.recipients.map((r) => new SpoolRecipient(r.rcpt, r.orcpt, r.notify));
     this.seg = seg;
     this.off = off;
+  }
+
+  /** How the message came in, as its `r` rows tell it. */
+  get intakeSource(): IntakeSource | null {
+    return this.srcType ? { srcType: this.srcType, helo: this.helo } : null;
   }
 
   /** True when no recipient is still queued. */
@@ -98,9 +110,11 @@ export class SpoolEntry implements SpooledMessage {
 export const LEGACY_BODY = -1;
 
 /** Journal line for a message: its envelope and every recipient's current state. */
-export function encodeAdd(m: SpoolEntry): string {
+/** `q`: the record's accounting number (a fresh intake); snapshots restate messages without one. */
+export function encodeAdd(m: SpoolEntry, q?: number): string {
   return JSON.stringify({
     t: 'A',
+    q,
     id: m.id,
     s: m.sender,
     e: m.envId,
@@ -114,6 +128,8 @@ export function encodeAdd(m: SpoolEntry): string {
     p: m.postfixQueueId,
     m: m.messageId,
     ip: m.sourceIp,
+    st: m.srcType,
+    h: m.helo,
     rc: m.recipients.map((r) => [
       r.rcpt,
       r.orcpt,
@@ -127,15 +143,18 @@ export function encodeAdd(m: SpoolEntry): string {
   });
 }
 
-export function encodeUpdate(u: RecipientUpdate): string {
+/** `q`: the accounting number of an update that carries an accounting event. */
+export function encodeUpdate(u: RecipientUpdate, q?: number): string {
   return JSON.stringify({
     t: 'U',
+    q,
     id: u.messageId,
     i: u.rcptIndex,
     s: u.state,
     a: u.attempts,
     n: u.nextAttemptAt,
     d: u.lastDiag,
+    k: u.acct ? encodeEvent(u.acct) : undefined,
   });
 }
 
@@ -144,8 +163,9 @@ export function encodeMove(id: string, seg: number, off: number): string {
   return JSON.stringify({ t: 'M', id, g: seg, o: off });
 }
 
-export function encodeRemove(id: string): string {
-  return `{"t":"R","id":${JSON.stringify(id)}}`;
+/** `refused`: the message was never acknowledged (its round failed), so it has no `r` rows. */
+export function encodeRemove(id: string, refused = false): string {
+  return `{"t":"R","id":${JSON.stringify(id)}${refused ? ',"x":1' : ''}}`;
 }
 
 /** DSN spooled for these recipient indexes of a message. */
@@ -169,6 +189,10 @@ export function decodeAdd(rec: Record<string, unknown>): SpoolEntry {
       postfixQueueId: (rec.p as string | null) ?? null,
       messageId: (rec.m as string | null) ?? null,
       sourceIp: rec.ip as string,
+      source:
+        rec.st === 'lmtp' || rec.st === 'smtp'
+          ? { srcType: rec.st, helo: (rec.h as string | null) ?? null }
+          : null,
       recipients: rows.map((r) => ({ rcpt: r[0], orcpt: r[1], notify: r[2] })),
     },
     rec.at as number,

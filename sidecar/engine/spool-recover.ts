@@ -77,13 +77,20 @@ function legacyBodies(spoolDir: string): Map<string, number> {
   return out;
 }
 
+/** Sees each record right after it was applied to the live map (accounting replay). */
+export type RecordTap = (rec: Record<string, unknown>, live: Map<string, SpoolEntry>) => void;
+
 export async function recoverSpool(
   spoolDir: string,
   segments: BodySegments,
   log: Logger,
+  tap?: RecordTap,
 ): Promise<RecoveredSpool> {
   const live = new Map<string, SpoolEntry>();
-  const journal = await SpoolJournal.open(join(spoolDir, 'journal'), log, (rec) => replay(live, rec));
+  const journal = await SpoolJournal.open(join(spoolDir, 'journal'), log, (rec) => {
+    replay(live, rec);
+    tap?.(rec, live);
+  });
   const legacy = legacyBodies(spoolDir);
   let dropped = 0;
   for (const [id, entry] of live) {

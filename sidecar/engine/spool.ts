@@ -14,9 +14,12 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { AcctRecord } from '../acct/record.js';
 import { errorMessage, FreightError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { SpoolStatus } from './control-types.js';
+import { FAULTS, faultPoint } from './fault-inject.js';
+import { SpoolAcctReplay } from './spool-acct.js';
 import { BodyCache } from './spool-body-cache.js';
 import { type BodyMove, compactJournal, copySparseBodies } from './spool-compact.js';
 import { SpoolDiskSpace } from './spool-disk.js';
@@ -50,6 +53,11 @@ export interface SpoolOptions {
   segmentBytes?: number;
   /** Memory for bodies awaiting their first attempt (bytes). */
   bodyCacheBytes?: number;
+  /**
+   * The accounting store's cursor (acct_cursor; null: none yet). Given, recovery rebuilds the rows of
+   * every numbered record above it (`takeMissingAcctRows`) and numbering continues past it.
+   */
+  acctCursor?: number | null;
   log?: Logger;
 }
 
@@ -96,11 +104,22 @@ export class Spool implements SpoolPort {
   private writers: () => number = () => 1;
   /** Ends the current gathering wait early. */
   private gathered: (() => void) | null = null;
+  /** Accounting number of the newest numbered record (see spool-acct.ts). */
+  private acctSeq = 0;
+  /** While a round's `A` records wait for their fsync, the number before them (their rows come later). */
+  private acctHold: number | null = null;
+  private missingAcct: AcctRecord[] = [];
+  private readonly acctCursor: number | null | undefined;
+  /** Sees each message once it is durable, before `accept` resolves (intake writes its `r` rows). */
+  private onDurable: (entry: SpoolEntry) => void = () => {};
+  /** Compaction drops records: it waits until this says the accounting store holds all their rows. */
+  private acctCaughtUp: () => boolean = () => true;
 
   private constructor(opts: SpoolOptions) {
     this.dir = opts.dir;
     this.log = opts.log ?? createLogger('engine/spool');
     this.commitDelayMs = opts.commitDelayMs ?? 0;
+    this.acctCursor = opts.acctCursor;
     this.disk = new SpoolDiskSpace(opts.dir, opts.minFreeBytes ?? 0, this.log);
     this.compactMinBytes = opts.compactMinBytes ?? 64 * 1024 ** 2;
     this.cache = new BodyCache(opts.bodyCacheBytes ?? 16 * 1024 ** 2);
@@ -126,9 +145,19 @@ export class Spool implements SpoolPort {
   }
 
   private async recover(): Promise<void> {
-    const r = await recoverSpool(this.dir, this.segments, this.log);
+    const replay = this.acctCursor !== undefined ? new SpoolAcctReplay(this.acctCursor ?? 0) : null;
+    const r = await recoverSpool(
+      this.dir,
+      this.segments,
+      this.log,
+      replay ? (rec, live) => replay.record(rec, live) : undefined,
+    );
     this.journal = r.journal;
     this.live = r.live;
+    if (replay) {
+      this.acctSeq = replay.maxSeq;
+      this.missingAcct = replay.missingRows(r.live);
+    }
     this.recoveredEntries = r.queued;
     this.recoveredFinal = r.final;
   }
@@ -153,6 +182,32 @@ export class Spool implements SpoolPort {
     return out;
   }
 
+  /** Rows of journal records the accounting store did not commit before the last stop. Call once. */
+  takeMissingAcctRows(): AcctRecord[] {
+    const rows = this.missingAcct;
+    this.missingAcct = [];
+    return rows;
+  }
+
+  /**
+   * The accounting number up to which every record has had its rows handed to the writer; its records
+   * are in the kernel before the store may commit the cursor past them.
+   */
+  acctPosition(): number {
+    this.journal.flush();
+    return this.acctHold ?? this.acctSeq;
+  }
+
+  /** `fn` sees each message as it becomes durable (before `accept` resolves). */
+  setDurableListener(fn: (entry: SpoolEntry) => void): void {
+    this.onDurable = fn;
+  }
+
+  /** Journal compaction waits until `fn` answers true (it flushes the accounting rows). */
+  setCompactionGate(fn: () => boolean): void {
+    this.acctCaughtUp = fn;
+  }
+
   /** A fresh message id: time and a sequence number, base 36. */
   newId(): string {
     const seq = this.seq++;
@@ -168,6 +223,7 @@ export class Spool implements SpoolPort {
     let loc: BodyLocation;
     try {
       loc = this.segments.append(body);
+      if (FAULTS) faultPoint('body-write');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -219,16 +275,17 @@ export class Spool implements SpoolPort {
         this.moves = [];
         const dataErr =
           batch.length > 0 || moves.length > 0
-            ? await this.segments.sync().then(
+            ? await this.syncData().then(
                 () => null,
                 (e: unknown) => e,
               )
             : null;
         if (dataErr === null) {
+          if (batch.length > 0) this.acctHold ??= this.acctSeq;
           for (const p of batch) {
             // In the live map from the moment its A record exists, so a concurrent snapshot includes it.
             this.live.set(p.entry.id, p.entry);
-            this.journal.append(encodeAdd(p.entry));
+            this.journal.append(encodeAdd(p.entry, ++this.acctSeq));
           }
           for (const m of moves)
             if (this.live.get(m.entry.id) === m.entry)
@@ -236,15 +293,17 @@ export class Spool implements SpoolPort {
         }
         const released = this.released;
         this.released = [];
-        const journalErr = await this.journal.sync().then(
+        const journalErr = await this.syncJournal(batch.length > 0 && dataErr === null).then(
           () => null,
           (e: unknown) => e,
         );
         for (const [loc, size] of released) this.segments.release(loc, size);
         const err = dataErr ?? journalErr;
         for (const p of batch) this.settle(p, err);
+        // Every message of the round has its `r` rows written (or was refused): the hold can go.
+        this.acctHold = null;
         for (const m of moves) this.applyMove(m, err);
-        if (!this.compacting && !this.journal.dirty && this.needsCompaction()) {
+        if (!this.compacting && !this.journal.dirty && this.needsCompaction() && this.acctCaughtUp()) {
           this.compacting = true;
           void compactJournal(this.journal, this.live, this.log).finally(() => {
             this.compacting = false;
@@ -257,15 +316,42 @@ export class Spool implements SpoolPort {
     if (this.journal.dirty || this.released.length > 0) this.scheduleSync();
   }
 
+  /** fsync the data segments (where a fault can be injected). */
+  private syncData(): Promise<void> {
+    if (FAULTS) {
+      try {
+        faultPoint('body-fsync');
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.segments.sync();
+  }
+
+  /** fsync the journal; `added`: the round appended `A` records (where faults can be injected). */
+  private syncJournal(added: boolean): Promise<void> {
+    if (FAULTS && added) {
+      try {
+        this.journal.flush();
+        faultPoint('journal-append');
+        faultPoint('journal-fsync');
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.journal.sync();
+  }
+
   private settle(p: PendingWrite, err: unknown): void {
     const { entry } = p;
     if (err === null) {
       this.cache.put(entry.id, p.body);
+      this.onDurable(entry);
       p.resolve(entry);
       return;
     }
     this.log.error('spool fsync failed; message refused', { id: entry.id, error: errorMessage(err) });
-    if (this.live.delete(entry.id)) this.journal.append(encodeRemove(entry.id));
+    if (this.live.delete(entry.id)) this.journal.append(encodeRemove(entry.id, true));
     this.segments.release({ seg: entry.seg, off: entry.off }, entry.size);
     p.reject(new FreightError('SPOOL_WRITE', `spool fsync failed: ${errorMessage(err)}`));
   }
@@ -322,7 +408,8 @@ export class Spool implements SpoolPort {
       r.attempts = u.attempts;
       r.nextAttemptAt = u.nextAttemptAt;
       r.lastDiag = u.lastDiag;
-      this.journal.append(encodeUpdate(u));
+      // The outcome's row is already with the writer, so the number can count it at once.
+      this.journal.append(encodeUpdate(u, u.acct ? ++this.acctSeq : undefined));
     }
     this.scheduleSync();
   }

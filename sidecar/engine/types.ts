@@ -1,3 +1,5 @@
+import type { AcctEvent } from './acct-rows.js';
+
 /**
  * The contract between the engine's intake/spool half and its delivery half (engine → queue → session).
  * Intake makes a message durable and hands it to the scheduler; the scheduler reports every recipient
@@ -50,6 +52,8 @@ export interface RecipientUpdate {
   attempts: number;
   nextAttemptAt: number;
   lastDiag: string | null;
+  /** The accounting row's facts, journaled with the outcome so a crash cannot lose the row. */
+  acct?: AcctEvent;
 }
 
 /** What the delivery half needs from the spool. */

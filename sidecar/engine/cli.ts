@@ -105,6 +105,11 @@ function statusRows(s: EngineStatusReport): Row[] {
     { item: 'queues (paused)', value: `${d.queues} (${d.pausedQueues})` },
     { item: 'rate msg/min', value: d.rate },
     { item: 'delivered/bounced/deferred', value: `${d.delivered}/${d.bounced}/${d.deferred}` },
+    { item: 'DSNs sent/outbox/retrying', value: `${s.dsn.sent}/${s.dsn.outbox}/${s.dsn.retrying}` },
+    {
+      item: 'DSNs failed/corrupt/no original',
+      value: `${s.dsn.failed}/${s.dsn.corrupt}/${s.dsn.withoutOriginal}`,
+    },
     {
       item: 'last error',
       value: d.lastError ? `${d.lastErrorQueue}: ${d.lastError} at ${time(d.lastErrorAt)}` : null,

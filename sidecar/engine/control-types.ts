@@ -144,6 +144,23 @@ export interface SpoolStatus {
   bodyCacheBytes: number;
 }
 
+/** Failure DSNs on their way to Postfix; counters run since the engine started. */
+export interface DsnStatus {
+  /** DSNs in the outbox waiting for Postfix. */
+  outbox: number;
+  /** DSNs waiting for a retry after a failure (reading the original, the outbox, or Postfix). */
+  retrying: number;
+  sent: number;
+  /** DSNs Postfix refused permanently (dropped; logged). */
+  failed: number;
+  /** Outbox files moved to dsn/corrupt/ (unreadable, or not an outbox file). */
+  corrupt: number;
+  /** DSNs sent without the original, which could not be read from the spool. */
+  withoutOriginal: number;
+  /** Failed tries that were retried. */
+  errors: number;
+}
+
 /** What `freight show status --json` prints. */
 export interface EngineStatusReport {
   pid: number;
@@ -152,6 +169,7 @@ export interface EngineStatusReport {
   intake: IntakeStatus;
   spool: SpoolStatus;
   delivery: DeliveryStatus;
+  dsn: DsnStatus;
   /** Accounting rows buffered for the store (intake answers 452 past the writer's bound). */
   acctBacklog: number;
   /** Rows the store refused, kept in acct_quarantine (-1: could not be counted). */

@@ -183,6 +183,7 @@ export class EngineDaemon {
       intake: this.intake.status(),
       spool: this.spool.status(),
       delivery: await this.scheduler.status(),
+      dsn: this.dsn.status(),
       acctBacklog: acct.backlog,
       acctQuarantined: acct.quarantined,
       acctRetrying: acct.retrying,

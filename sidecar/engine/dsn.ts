@@ -1,7 +1,9 @@
 /**
  * RFC 3464 delivery status notifications for final failures: a `multipart/report` with a human part,
  * the `message/delivery-status` part (one per-recipient block each) and the original message
- * (`message/rfc822`, or `text/rfc822-headers` for RET=HDRS or when the original is too large).
+ * (`message/rfc822`, or `text/rfc822-headers` for RET=HDRS or when the original is too large). When the
+ * original cannot be read at all the third part is left out (RFC 6522 makes it optional) and the human
+ * part says so, so the sender never gets an empty message presented as theirs.
  */
 import { randomBytes } from 'node:crypto';
 import { rfc5322Date } from './intake-headers.js';
@@ -26,8 +28,8 @@ export interface DsnInput {
   hostName: string;
   /** `postmaster` directive: an address, or a local part at host-name. */
   postmaster: string;
-  /** Original message: headers only, or the whole message when `full`. */
-  original: Buffer;
+  /** Original message: headers only, or the whole message when `full`; null when it cannot be read. */
+  original: Buffer | null;
   full: boolean;
   now: Date;
 }
@@ -79,6 +81,14 @@ export function composeDsn(input: DsnInput): Buffer {
     '',
     ...rcpts.map((r) => `<${field(r.rcpt)}>: ${field(r.diag)}`),
     '',
+    ...(input.original
+      ? []
+      : [
+          'The original message could not be read from the spool of this system,',
+          'so it is not attached to this report.',
+          ...(msg.messageId ? [`Its Message-ID was ${field(msg.messageId)}.`] : []),
+          '',
+        ]),
   ];
   const perMessage = [
     `Reporting-MTA: dns; ${hostName}`,
@@ -123,6 +133,9 @@ export function composeDsn(input: DsnInput): Buffer {
     '',
     perRcpt.join('\r\n\r\n'),
     '',
+  ].join('\r\n');
+  if (!input.original) return Buffer.from(`${head}\r\n--${boundary}--\r\n`, 'latin1');
+  const third = [
     `--${boundary}`,
     `Content-Description: ${input.full ? 'Undelivered Message' : 'Undelivered Message Headers'}`,
     `Content-Type: ${input.full ? 'message/rfc822' : 'text/rfc822-headers'}`,
@@ -131,5 +144,9 @@ export function composeDsn(input: DsnInput): Buffer {
   ].join('\r\n');
   const original = input.original.toString('latin1');
   const tail = `${original.endsWith('\r\n') ? '' : '\r\n'}\r\n--${boundary}--\r\n`;
-  return Buffer.concat([Buffer.from(head, 'latin1'), input.original, Buffer.from(tail, 'latin1')]);
+  return Buffer.concat([
+    Buffer.from(`${head}\r\n${third}`, 'latin1'),
+    input.original,
+    Buffer.from(tail, 'latin1'),
+  ]);
 }

@@ -191,7 +191,7 @@ export class BounceClassifier {
         : { category: 'other', rule: 'default', final };
     }
     if (stage !== null) {
-      const sr = this.stageRule(stage, d.category);
+      const sr = this.stageRule(stage, d.category, final);
       if (sr) {
         d = { ...d, category: sr.to };
         if (trace) trace.stageRule = loc(sr);
@@ -251,9 +251,9 @@ export class BounceClassifier {
     return null;
   }
 
-  private stageRule(stage: SmtpStage, category: BounceCategory): StageRule | null {
+  private stageRule(stage: SmtpStage, category: BounceCategory, final: boolean): StageRule | null {
     for (const r of this.rules.stageRules)
-      if (r.stages.includes(stage) && r.from.includes(category)) return r;
+      if (r.stages.includes(stage) && r.from.includes(category) && (final || !r.finalOnly)) return r;
     return null;
   }
 }

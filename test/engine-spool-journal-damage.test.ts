@@ -105,10 +105,8 @@ describe('spool journal damage and durability', () => {
       log.warnings.some(([, f]) => f.file === seg && f.line === bad + 1),
       'the corrupt line is logged with its file and line number',
     );
-    assert.ok(
-      fs.existsSync(path.join(journalDir(dir), 'corrupt', name)),
-      'segment moved to journal/corrupt/',
-    );
+    // Moved aside by the compaction that puts the state it held into a snapshot, once recovery is done.
+    await until(() => fs.existsSync(path.join(journalDir(dir), 'corrupt', name)), 3000, 'journal/corrupt/');
     assert.equal(fs.existsSync(seg), false);
     await again.close();
 

@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
-import { compactJournal } from './spool-compact.js';
 import { decodeAdd, encodeRemove, LEGACY_BODY, type SpoolEntry } from './spool-entry.js';
 import { SpoolJournal } from './spool-journal.js';
 import type { BodySegments } from './spool-segments.js';
@@ -114,8 +113,6 @@ export async function recoverSpool(
   const final: SpoolEntry[] = [];
   for (const entry of live.values()) (entry.final ? final : queued).push(entry);
   await journal.sync();
-  // What the readable records of a corrupt file say goes into a snapshot; then the file is moved aside.
-  if (journal.corruptFiles > 0) await compactJournal(journal, live, log);
   log.info('spool recovered', {
     messages: live.size,
     queued: queued.length,

@@ -71,6 +71,8 @@ interface PendingWrite {
 /** Sealed data segments older than this with under a quarter of their bytes live are compacted. */
 const SEGMENT_COMPACT_AGE_MS = 10 * 60_000;
 const SEGMENT_COMPACT_LIVE_SHARE = 0.25;
+/** Pause between compactions that try to move a corrupt journal file aside, while they fail. */
+const CORRUPT_COMPACT_RETRY_MS = 60_000;
 /** Longest an outcome record waits for its fsync when no intake round comes first. */
 const OUTCOME_SYNC_MS = 1000;
 
@@ -90,6 +92,8 @@ export class Spool implements SpoolPort {
   private released: Array<[BodyLocation, number]> = [];
   private committing = false;
   private compacting = false;
+  /** When a compaction last started to move a corrupt journal file aside. */
+  private corruptCompactedAt = 0;
   private syncTimer: NodeJS.Timeout | null = null;
   private seq = 0;
   private segmentTimer: NodeJS.Timeout | null = null;
@@ -135,6 +139,8 @@ export class Spool implements SpoolPort {
     const spool = new Spool(opts);
     await spool.recover();
     await spool.disk.start();
+    // After whoever opened the spool has set the compaction gate (it runs on the next turn at the earliest).
+    if (spool.journal.corruptFiles > 0) setTimeout(() => spool.maybeCompact(), 0).unref();
     spool.segmentTimer = setInterval(() => void spool.compactSegments(), 60_000);
     spool.segmentTimer.unref();
     return spool;
@@ -303,12 +309,7 @@ export class Spool implements SpoolPort {
         // Every message of the round has its `r` rows written (or was refused): the hold can go.
         this.acctHold = null;
         for (const m of moves) this.applyMove(m, err);
-        if (!this.compacting && !this.journal.dirty && this.needsCompaction() && this.acctCaughtUp()) {
-          this.compacting = true;
-          void compactJournal(this.journal, this.live, this.log).finally(() => {
-            this.compacting = false;
-          });
-        }
+        this.maybeCompact();
       }
     } finally {
       this.committing = false;
@@ -366,7 +367,20 @@ export class Spool implements SpoolPort {
     this.segments.release(m.from, m.entry.size);
   }
 
+  /** Compaction drops records: only once the accounting store holds every row they carry. */
+  private maybeCompact(): void {
+    if (this.compacting || this.journal.dirty || !this.needsCompaction() || !this.acctCaughtUp()) return;
+    this.compacting = true;
+    if (this.journal.corruptFiles > 0) this.corruptCompactedAt = Date.now();
+    void compactJournal(this.journal, this.live, this.log).finally(() => {
+      this.compacting = false;
+    });
+  }
+
+  /** A journal file with corrupt lines is moved aside by a compaction (retried while one fails). */
   private needsCompaction(): boolean {
+    if (this.journal.corruptFiles > 0 && Date.now() - this.corruptCompactedAt >= CORRUPT_COMPACT_RETRY_MS)
+      return true;
     const bytes = this.journal.bytesSinceSnapshot;
     return bytes > this.compactMinBytes && bytes > this.live.size * 600;
   }

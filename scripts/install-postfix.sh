@@ -23,8 +23,9 @@ for pkg in postfix swaks pflogsumm postfwd openssl sqlite3; do
   command -v "${tool_of[$pkg]}" >/dev/null 2>&1 || need+=("$pkg")
 done
 
+# The host's instance is the one Postfix's own commands find by default: MAIL_CONFIG, else /etc/postfix.
 host_postfix_state() {
-  if [ -f /etc/postfix/main.cf ] && /usr/sbin/postfix status >/dev/null 2>&1; then
+  if [ -f "${MAIL_CONFIG:-/etc/postfix}/main.cf" ] && /usr/sbin/postfix status >/dev/null 2>&1; then
     echo "running (left as it is)"
   elif [ -x /usr/sbin/postfix ]; then
     echo "installed, not running (left as it is)"

@@ -1,7 +1,8 @@
 /**
  * Steering a running engine (a real child process) through its control socket with the CLI commands:
- * pause holds a queue's mail, show reports it, resume releases it, schedule answers; SIGHUP with a
- * broken config keeps the engine running; with the engine stopped the commands fail clearly.
+ * pause holds a queue's mail, show reports it, resume releases it, schedule answers; show status counts
+ * a corrupt DSN outbox file left from before the start (moved to dsn/corrupt/); SIGHUP with a broken
+ * config keeps the engine running; with the engine stopped the commands fail clearly.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -47,6 +48,8 @@ describe('engine control channel and CLI', () => {
       '',
     ].join('\n');
     fs.writeFileSync(conf, confText);
+    fs.mkdirSync(path.join(dir, 'spool', 'dsn'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'spool', 'dsn', 'left-over.eml'), 'not an outbox file\r\n');
     engine = startEngine(conf);
     await engine.waitFor(/engine started/);
   });
@@ -95,6 +98,9 @@ describe('engine control channel and CLI', () => {
     assert.equal(status.intake.acceptedMessages, 3);
     assert.equal(status.intake.refusing, null);
     assert.match(await cli('show', 'status'), /accepted messages\s+3/);
+    assert.deepEqual([status.dsn.outbox, status.dsn.corrupt, status.dsn.sent], [0, 1, 0]);
+    assert.ok(fs.existsSync(path.join(dir, 'spool', 'dsn', 'corrupt', 'left-over.eml')));
+    assert.match(await cli('show', 'status'), /DSNs failed\/corrupt\/no original\s+0\/1\/0/);
     const sched = JSON.parse(await cli('schedule', 'ctl.test', '--json')) as {
       domain: string;
       rescheduled: number;

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSidecar } from './lib/build-sidecar.js';
+import { requirePeer } from './lib/peer.js';
 import { encodeStream, LoadProcess } from './lib/policy-load.js';
 
 const { values } = parseArgs({
@@ -244,7 +245,8 @@ async function main(): Promise<void> {
     const results = [await measure('freight policy', fPort, load, perConn)];
     await stop(freight);
 
-    if (!values['skip-postfwd'] && existsSync(POSTFWD)) {
+    if (!values['skip-postfwd']) {
+      requirePeer(POSTFWD, 'postfwd');
       const pPort = await freePort();
       const rules = join(dir, 'postfwd.cf');
       writeFileSync(
@@ -281,7 +283,7 @@ async function main(): Promise<void> {
         pacedResults.push(await measure('postfwd2', pPort, load, pacedCount, PACED_RATE));
         results.push(await measure('postfwd2', pPort, load, perConn));
       } catch (err) {
-        process.stderr.write(`postfwd2 did not serve on 127.0.0.1:${pPort}: ${(err as Error).message}\n`);
+        throw new Error(`postfwd2 did not serve on 127.0.0.1:${pPort}: ${(err as Error).message}`);
       } finally {
         if (existsSync(pidFile)) {
           // The master's process group holds its server children and cache daemon.

@@ -19,6 +19,7 @@ import { Tailer } from '../sidecar/tailer/daemon.js';
 import { importLogs } from '../sidecar/tailer/import.js';
 import { Ingest } from '../sidecar/tailer/ingest.js';
 import { generateMaillog } from './gen-maillog.js';
+import { requirePeer } from './lib/peer.js';
 
 const { values } = parseArgs({ options: { lines: { type: 'string', default: '1000000' } } });
 const lines = Number(values.lines);
@@ -39,6 +40,7 @@ try {
   const rows = (store.db.prepare('SELECT count(*) AS n FROM acct').get() as { n: number }).n;
   store.close();
 
+  requirePeer('pflogsumm', 'pflogsumm');
   // bash's `times` reports the CPU pflogsumm used: on a shared box wall time alone says little.
   const t1 = process.hrtime.bigint();
   const times = await new Promise<string>((resolve, reject) =>

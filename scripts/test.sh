@@ -8,6 +8,11 @@ echo "== lint + format (biome)"
 npx biome check .
 echo "== typecheck (tsc)"
 npx tsc -p tsconfig.json --noEmit
+# The policy daemon's 5,000-connection test holds both ends of every connection in one process;
+# Debian's default soft limit (1,024 descriptors) is far below that.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 16384 ]; then
+  ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+fi
 echo "== tests (node:test)"
 files=("$@")
 [ "${#files[@]}" -gt 0 ] || mapfile -t files < <(ls test/*.test.ts)

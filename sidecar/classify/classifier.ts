@@ -178,7 +178,7 @@ export class BounceClassifier {
     const status = p.enhanced ? this.statusRule(p) : null;
     const specific = status !== null && !status.generic;
     const eligible = (r: PhraseRule) =>
-      (r.stages === null || stage === null || r.stages.includes(stage)) &&
+      (r.stages === null || (stage !== null && r.stages.includes(stage))) &&
       (!specific || r.category === status.category || r.refines.some((c) => codeMatches(c, p.enhanced!)));
     const phrase = this.firstPhrase(p.folded, eligible, trace);
     let d: Decision;
@@ -191,7 +191,7 @@ export class BounceClassifier {
         : { category: 'other', rule: 'default', final };
     }
     if (stage !== null) {
-      const sr = this.stageRule(stage, d.category, final);
+      const sr = this.stageRule(stage, d.category);
       if (sr) {
         d = { ...d, category: sr.to };
         if (trace) trace.stageRule = loc(sr);
@@ -251,9 +251,9 @@ export class BounceClassifier {
     return null;
   }
 
-  private stageRule(stage: SmtpStage, category: BounceCategory, final: boolean): StageRule | null {
+  private stageRule(stage: SmtpStage, category: BounceCategory): StageRule | null {
     for (const r of this.rules.stageRules)
-      if (r.stages.includes(stage) && r.from.includes(category) && (final || !r.finalOnly)) return r;
+      if (r.stages.includes(stage) && r.from.includes(category)) return r;
     return null;
   }
 }

@@ -79,6 +79,8 @@ const EXIM =
 const SENDMAIL = /(?:^|\s)>>> ([A-Z]+(?: [A-Za-z]+)?)(?::<[^>]*>)?[^<]*<<<\s*(.*)$/;
 const EXCHANGE = /Remote Server returned '([^']*)'/i;
 const CISCO = /\('([245]\d\d)',\s*\[(.*)\]\)/;
+/** Cisco/IronPort DSN text: `5.1.0 - Unknown address error '550 …' (delivery attempts: 0)`. */
+const CISCO_QUOTED = /^[245]\.[\dx]\.\d+ - [A-Za-z ]+ error '(.*)'\s*\(delivery attempts: \d+\)$/i;
 const QMAIL = /Remote host said:\s*(.*)$/i;
 const LATE_CODE =
   /(?:^|[\s;:'"([=])([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)|(?:said|returned|reply|replied|response|error|reason|diagnostic-code|smtp)\s*(?:was|is)?[:;]?\s*['"]?([245]\d\d)[ -](?=[A-Za-z<#])/i;
@@ -135,6 +137,11 @@ function unwrap(raw: string): Unwrapped {
   if (cisco) {
     wrappers.push('cisco');
     t = `${cisco[1]} ${cisco[2]!.replace(/['"]/g, '')}`;
+  }
+  const ciscoQuoted = CISCO_QUOTED.exec(t);
+  if (ciscoQuoted) {
+    wrappers.push('cisco');
+    t = ciscoQuoted[1]!;
   }
   const qm = QMAIL.exec(t);
   if (qm) {

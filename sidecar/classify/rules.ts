@@ -7,7 +7,7 @@
  *   /regex/ CATEGORY                                  a one-term phrase rule (the operator-rule form)
  *   status C.S.D CATEGORY [generic] "meaning"         enhanced status code (C may be x, D may be *)
  *   reply NNN CATEGORY "meaning"                      basic reply code
- *   stage STAGE,… CATEGORY,… => CATEGORY [final]      what a category means at a stage (final: 5xx only)
+ *   stage STAGE,… CATEGORY,… => CATEGORY              what a category means at a stage
  *   #> reply                                          an example for the rule below (the tests run them)
  *   # from: origin                                    where the rule below comes from
  *
@@ -43,7 +43,7 @@ export interface PhraseRule extends Located {
   category: BounceCategory;
   /** Specific enhanced codes this rule may override (generic codes it always may). */
   refines: CodePattern[];
-  /** Only at these stages (null: any, or stage unknown). */
+  /** Only when the reply is known to answer one of these stages (null: any stage, or unknown). */
   stages: SmtpStage[] | null;
   terms: PhraseTerm[];
   from: string[];
@@ -66,8 +66,6 @@ export interface StageRule extends Located {
   stages: SmtpStage[];
   from: BounceCategory[];
   to: BounceCategory;
-  /** Only for a final (5xx) reply. */
-  finalOnly: boolean;
 }
 
 export interface RuleFile {
@@ -199,15 +197,15 @@ function parseStatusOrReply(line: string, loc: Located): StatusRule | ReplyRule 
 }
 
 function parseStageRule(line: string, loc: Located): StageRule | string {
-  const m = /^stage\s+(\S+)\s+(\S+)\s+=>\s+(\S+)(\s+final)?$/.exec(line);
-  if (!m) return 'expected stage STAGE,… CATEGORY,… => CATEGORY [final]';
+  const m = /^stage\s+(\S+)\s+(\S+)\s+=>\s+(\S+)$/.exec(line);
+  if (!m) return 'expected stage STAGE,… CATEGORY,… => CATEGORY';
   const s = stages(m[1]!);
   if (typeof s === 'string') return s;
   const from = categories(m[2]!);
   if (typeof from === 'string') return from;
   const to = category(m[3]!);
   if (!CATEGORY_SET.has(to)) return to;
-  return { stages: s, from, to: to as BounceCategory, finalOnly: !!m[4], ...loc };
+  return { stages: s, from, to: to as BounceCategory, ...loc };
 }
 
 /** Parse a whole rule file; throws CLASSIFY_RULES_INVALID listing every bad line as `file:line: reason`. */

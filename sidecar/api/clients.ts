@@ -5,6 +5,7 @@
  * yet) and stay open, so the suppression list's in-memory copy is refreshed rather than reloaded per call.
  */
 import { statSync } from 'node:fs';
+import { AcctQuarantine } from '../acct/quarantine.js';
 import { AcctStore } from '../acct/store.js';
 import { pidFilePath, readLivePid } from '../common/daemon.js';
 import type { FreightConfig } from '../config/model.js';
@@ -27,6 +28,7 @@ export interface TailerLag {
 
 export class Backends {
   private acct: AcctStore | null = null;
+  private quarantine: AcctQuarantine | null = null;
   private suppression: SuppressionList | null = null;
   private ramp: RampState | null = null;
 
@@ -57,6 +59,12 @@ export class Backends {
   acctStore(): AcctStore {
     this.acct ??= AcctStore.open(this.config.global.acctDb);
     return this.acct;
+  }
+
+  /** Rows in acct_quarantine: refused rows of every writer (engine, tailer, import), not one daemon's. */
+  acctQuarantined(): number {
+    this.quarantine ??= new AcctQuarantine(this.acctStore().db);
+    return this.quarantine.total();
   }
 
   suppressionList(): SuppressionList {
@@ -106,6 +114,7 @@ export class Backends {
     this.acct?.close();
     this.ramp = null;
     this.acct = null;
+    this.quarantine = null;
     this.suppression = null;
   }
 }

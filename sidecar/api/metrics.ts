@@ -18,6 +18,7 @@ interface Snapshot {
   engine: { status: EngineStatusReport; queues: QueueInfo[]; vmtas: VmtaInfo[] } | null;
   policy: PolicyStats | null;
   tailer: TailerLag | null;
+  acctQuarantined: number | null;
   ramp: RampShare[] | null;
   running: { ramp: boolean; tailer: boolean };
 }
@@ -69,11 +70,17 @@ export class MetricsCollector {
       orNull(b.policyStats(SCRAPE_TIMEOUT_MS)),
     ]);
     let tailer: TailerLag | null = null;
+    let acctQuarantined: number | null = null;
     let ramp: RampShare[] | null = null;
     try {
       tailer = b.tailerLag();
     } catch {
       tailer = null;
+    }
+    try {
+      acctQuarantined = b.acctQuarantined();
+    } catch {
+      acctQuarantined = null;
     }
     try {
       ramp = b.rampState().shares();
@@ -84,6 +91,7 @@ export class MetricsCollector {
       engine: status && queues && vmtas ? { status, queues, vmtas } : null,
       policy,
       tailer,
+      acctQuarantined,
       ramp,
       running: { ramp: b.daemonRunning('ramp'), tailer: b.daemonRunning('tailer') },
     };
@@ -242,6 +250,14 @@ export class MetricsCollector {
       'Seconds since the tailer last committed while maillog bytes wait (0 = caught up)',
       (put, s) => {
         if (s.tailer) put({}, s.tailer.seconds);
+      },
+    );
+
+    gauge(
+      'freight_acct_quarantined_rows',
+      'Accounting rows no writer could store (constraint, bad value), kept in acct_quarantine',
+      (put, s) => {
+        if (s.acctQuarantined !== null) put({}, s.acctQuarantined);
       },
     );
 

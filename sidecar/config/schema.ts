@@ -45,6 +45,14 @@ export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
   d('spool-dir', 'string', "engine's durable message spool", { default: '/var/spool/freight' }),
   d('acct-db', 'string', 'SQLite accounting database', { default: '/var/lib/freight/acct.db' }),
   d('acct-retention', 'duration', 'delete accounting rows older than this', { default: 90 * 86_400_000 }),
+  d(
+    'acct-prune-schedule',
+    'string',
+    'cron expression: when the tailer deletes rows older than acct-retention',
+    {
+      default: '17 * * * *',
+    },
+  ),
   d('run-dir', 'string', 'pid files and control sockets of the running daemons', { default: '/run/freight' }),
   d('smtp-listener', 'host-port', 'engine intake used by the Postfix transport', {
     default: { host: '127.0.0.1', port: 2526 },

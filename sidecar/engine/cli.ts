@@ -4,10 +4,13 @@
  * `freight schedule D`.
  */
 import { parseArgs } from 'node:util';
+import { AcctQuarantine } from '../acct/quarantine.js';
+import { AcctStore } from '../acct/store.js';
 import type { Command } from '../cli/command.js';
 import { fail, printJson, printRows, type Row } from '../cli/output.js';
 import { errorMessage } from '../common/errors.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
+import type { FreightConfig } from '../config/model.js';
 import { controlRequest } from './control.js';
 import type {
   ControlRequest,
@@ -31,7 +34,21 @@ async function ask(argv: string[], build: (positionals: string[]) => ControlRequ
   const req = build(positionals);
   if (typeof req === 'string') throw new UsageError(req);
   const config = loadConfig(resolveConfigPath(values.config));
-  return { result: await controlRequest(config.global.runDir, req), json: values.json === true };
+  return { result: await controlRequest(config.global.runDir, req), json: values.json === true, config };
+}
+
+/** Quarantined rows in the accounting database: every writer's, not only the engine's own. */
+function acctQuarantined(config: FreightConfig): number | string {
+  try {
+    const store = AcctStore.open(config.global.acctDb, { readonly: true });
+    try {
+      return new AcctQuarantine(store.db).total();
+    } finally {
+      store.close();
+    }
+  } catch (err) {
+    return `unknown (${errorMessage(err)})`;
+  }
 }
 
 class UsageError extends Error {}
@@ -125,7 +142,7 @@ const show: Command = {
 Asks the running engine over its control socket (<run-dir>/engine.sock). Queues show depth, in-flight
 recipients, connections, delivery rate (messages/min over the last minute), mode and last error.`,
   run: guard(async (argv) => {
-    const { result, json } = await ask(argv, (p) => {
+    const { result, json, config } = await ask(argv, (p) => {
       const what = p[0];
       if (p.length !== 1 || !['status', 'queues', 'domains', 'vmtas'].includes(what!)) {
         return 'usage: freight show status|queues|domains|vmtas';
@@ -133,8 +150,16 @@ recipients, connections, delivery rate (messages/min over the last minute), mode
       return { op: what as 'status' | 'queues' | 'domains' | 'vmtas' };
     });
     const what = parse(argv).positionals[0]!;
-    if (json) printJson(result);
-    else if (what === 'status') printRows(statusRows(result as EngineStatusReport), { json: false });
+    if (what === 'status') {
+      const quarantined = acctQuarantined(config);
+      if (json) printJson({ ...(result as EngineStatusReport), acctDb: { quarantinedRows: quarantined } });
+      else {
+        const rows = statusRows(result as EngineStatusReport);
+        const value = typeof quarantined === 'number' ? `${quarantined} rows` : quarantined;
+        rows.push({ item: 'acct quarantine', value });
+        printRows(rows, { json: false });
+      }
+    } else if (json) printJson(result);
     else printRows(result as Row[], { json: false, columns: SHOW_COLUMNS[what] });
     return 0;
   }),

@@ -99,7 +99,8 @@ export const commands: Command[] = [
             lines: r.stats.lines,
             rows: r.stats.rows,
             inserted: r.inserted,
-            alreadyPresent: r.stats.rows - r.inserted,
+            alreadyPresent: r.stats.rows - r.inserted - r.quarantined,
+            quarantined: r.quarantined,
             unknownLines: r.stats.kinds.unknown ?? 0,
             seconds: Number(seconds.toFixed(2)),
             linesPerSecond: seconds > 0 ? Math.round(r.stats.lines / seconds) : null,
@@ -109,7 +110,7 @@ export const commands: Command[] = [
           } else {
             process.stdout.write(
               `imported ${summary.files} file(s): ${summary.lines} lines, ${summary.rows} rows ` +
-                `(${summary.inserted} new, ${summary.alreadyPresent} already present), ` +
+                `(${summary.inserted} new, ${summary.alreadyPresent} already present, ${summary.quarantined} quarantined), ` +
                 `${summary.unknownLines} unrecognised lines, ${summary.seconds}s\n`,
             );
             for (const s of r.stats.unknownSamples.slice(0, 5))

@@ -2,7 +2,13 @@
  * `freight tailer`: follows the maillog and turns every recipient event into an accounting row
  * (path=postfix). Rows, suppressions, queue-file state and the byte position commit in one SQLite
  * transaction every `commitMs`, so a crash at any moment resumes exactly after the last committed line.
+ *
+ * While the database refuses a batch (locked, full) the batch is kept and retried with capped backoff and
+ * nothing more is read: the position stays at the last committed line and memory stays at one batch.
+ * Rows the database refuses one by one are quarantined by the store and never block the batch.
  */
+
+import { isRowError, writeErrorCode } from '../acct/quarantine.js';
 import { AcctStore } from '../acct/store.js';
 import { BounceClassifier } from '../classify/classifier.js';
 import { errorMessage } from '../common/errors.js';
@@ -12,6 +18,7 @@ import { SuppressionList } from '../suppress/list.js';
 import { LogFollower } from './follow.js';
 import { Ingest } from './ingest.js';
 import { type CommitBatch, type Suppressor, TailerStore } from './offset-store.js';
+import { RetentionSchedule } from './retention.js';
 
 export interface TailerOptions {
   /** Idle poll interval (ms). */
@@ -21,10 +28,15 @@ export interface TailerOptions {
   /** Commit early when this many rows are waiting. */
   maxBatchRows?: number;
   settleMs?: number;
+  /** How long one commit waits for another process's write lock before backing off (ms). */
+  busyTimeoutMs?: number;
   log?: Logger;
 }
 
 const PRUNE_EVERY_MS = 10 * 60_000;
+/** Backoff between attempts at a refused batch: doubling from the first, capped. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
 
 export function operatorRules(config: FreightConfig) {
   return config.bounceCategoryPatterns.map((p) => ({
@@ -40,10 +52,17 @@ export function makeSuppressor(store: AcctStore, log: Logger): Suppressor {
     try {
       list.add({ address: req.address, reason: req.reason, source: 'bounce' });
     } catch (err) {
-      // An unusable address (e.g. empty) must not roll back the rows committed with it.
+      // A failing store fails the whole commit, which is retried; an unusable address (e.g. empty) must
+      // not roll back the rows committed with it.
+      if (writeErrorCode(err).startsWith('SQLITE_') && !isRowError(err)) throw err;
       log.warn('not suppressing bounced address', { address: req.address, error: errorMessage(err) });
     }
   };
+}
+
+/** `acct-prune-schedule`, registered in the config schema (always set: it has a default). */
+function pruneSchedule(config: FreightConfig): string {
+  return String((config.global as unknown as Record<string, unknown>).acctPruneSchedule);
 }
 
 export class Tailer {
@@ -51,6 +70,7 @@ export class Tailer {
   private readonly tstore: TailerStore;
   private readonly follower: LogFollower;
   private readonly ingest: Ingest;
+  private readonly retention: RetentionSchedule;
   private readonly log: Logger;
   private readonly pollMs: number;
   private readonly commitMs: number;
@@ -59,6 +79,10 @@ export class Tailer {
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private dirtyPosition = false;
+  /** The batch the database refused, kept until it goes in; nothing more is read meanwhile. */
+  private pending: CommitBatch | null = null;
+  private failures = 0;
+  private retryAt = 0;
   private lastCommit = Date.now();
   private lastPrune = Date.now();
   private lastUnknown = 0;
@@ -68,7 +92,8 @@ export class Tailer {
     this.pollMs = opts.pollMs ?? 100;
     this.commitMs = opts.commitMs ?? 200;
     this.maxBatchRows = opts.maxBatchRows ?? 5000;
-    this.store = AcctStore.open(config.global.acctDb);
+    // Short: a commit blocks the event loop while it waits, and the backoff below does the waiting.
+    this.store = AcctStore.open(config.global.acctDb, { busyTimeoutMs: opts.busyTimeoutMs ?? 2000 });
     this.tstore = new TailerStore(this.store, 'maillog', makeSuppressor(this.store, this.log));
     this.ingest = new Ingest({
       timeZone: config.global.maillogTimezone,
@@ -78,20 +103,30 @@ export class Tailer {
     });
     this.ingest.correlator.load(this.tstore.queueStates());
     this.follower = new LogFollower(config.global.maillog, { settleMs: opts.settleMs, log: this.log });
+    this.retention = new RetentionSchedule(this.store, this.log.child('retention'));
   }
 
   static async start(config: FreightConfig, opts: TailerOptions = {}): Promise<Tailer> {
     const t = new Tailer(config, opts);
-    const saved = t.tstore.position();
-    await t.follower.start(saved);
-    t.log.info('following maillog', { path: config.global.maillog, offset: saved?.offset ?? 0 });
+    try {
+      t.retention.set(pruneSchedule(config), config.global.acctRetention);
+      const saved = t.tstore.position();
+      await t.follower.start(saved);
+      t.log.info('following maillog', { path: config.global.maillog, offset: saved?.offset ?? 0 });
+    } catch (err) {
+      await t.retention.stop();
+      await t.follower.close();
+      t.store.close();
+      throw err;
+    }
     t.loop = t.run();
     return t;
   }
 
-  /** Apply a new config: engine address for hand-offs (the maillog path and database need a restart). */
+  /** Apply a new config: engine address, retention and its schedule (maillog and database need a restart). */
   reload(config: FreightConfig): void {
     this.ingest.rows.setEngine(config.global.smtpListener);
+    this.retention.set(pruneSchedule(config), config.global.acctRetention);
   }
 
   get stats() {
@@ -104,24 +139,42 @@ export class Tailer {
     return { rows, suppress, upserts, deletes, position: this.follower.position() };
   }
 
-  /** Commit; on failure (database locked past busy_timeout) retry the same batch until it goes in. */
-  private async commit(): Promise<void> {
-    const b = this.batch();
+  /** Write the pending batch (taking a new one if none is pending); false while the store refuses it. */
+  private commit(): boolean {
+    const b = (this.pending ??= this.batch());
     this.dirtyPosition = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.tstore.commit(b);
-        break;
-      } catch (err) {
-        this.log.warn('accounting commit failed; retrying', {
+    try {
+      const r = this.tstore.commit(b);
+      if (r.quarantined > 0) {
+        this.log.warn('accounting rows refused by the database; quarantined (freight acct quarantine)', {
+          rows: r.quarantined,
+        });
+      }
+    } catch (err) {
+      this.failures++;
+      const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(this.failures - 1, 10));
+      this.retryAt = Date.now() + delay;
+      // Every attempt while the delay grows, then about once a minute.
+      if (delay < RETRY_MAX_MS || this.failures % 12 === 0) {
+        this.log.warn('accounting commit failed; holding the batch and reading nothing until it goes in', {
           rows: b.rows.length,
+          attempt: this.failures,
+          retryInMs: delay,
+          code: writeErrorCode(err),
           error: errorMessage(err),
         });
-        if (this.stopping && attempt >= 5) throw err;
-        await sleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
       }
+      return false;
     }
+    if (this.failures > 0) this.log.info('accounting commit went in', { attempts: this.failures + 1 });
+    this.pending = null;
+    this.failures = 0;
     this.lastCommit = Date.now();
+    this.reportUnknown();
+    return true;
+  }
+
+  private reportUnknown(): void {
     const unknown = this.ingest.stats.kinds.unknown ?? 0;
     if (unknown > this.lastUnknown) {
       this.log.warn('unrecognised maillog lines', {
@@ -134,6 +187,12 @@ export class Tailer {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
+      if (this.pending) {
+        if (Date.now() < this.retryAt || !this.commit()) {
+          await this.idle(this.retryAt - Date.now());
+          continue;
+        }
+      }
       let chunk = null;
       try {
         chunk = await this.follower.read();
@@ -144,34 +203,48 @@ export class Tailer {
         this.ingest.text(chunk.text);
         this.dirtyPosition = true;
         if (this.ingest.out.length >= this.maxBatchRows || Date.now() - this.lastCommit >= this.commitMs) {
-          await this.commit();
+          this.commit();
         }
         continue;
       }
-      if (this.dirtyPosition) await this.commit();
+      if (this.dirtyPosition) this.commit();
       if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = Date.now();
         this.ingest.correlator.prune(Date.now());
       }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        setTimeout(resolve, this.pollMs);
-      });
-      this.wake = null;
+      await this.idle(this.pollMs);
     }
   }
 
-  /** Stop: finish the current read, commit rows and position, close the database. */
+  /** Sleep up to `ms`; stop() cuts it short. */
+  private async idle(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      setTimeout(resolve, Math.max(0, ms));
+    });
+    this.wake = null;
+  }
+
+  /**
+   * Stop: finish the current read, commit rows and position once more, close the database. If the
+   * database still refuses them they are not lost: the position on disk is the last committed one, so
+   * the next start reads those lines again.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
     await this.loop;
-    if (this.dirtyPosition) await this.commit();
+    await this.retention.stop();
+    if ((this.pending || this.dirtyPosition) && !this.commit()) {
+      this.log.error(
+        'stopping with uncommitted rows; they are read again from the maillog on the next start',
+        {
+          rows: this.pending?.rows.length ?? 0,
+          offset: this.tstore.position()?.offset ?? 0,
+        },
+      );
+    }
     await this.follower.close();
     this.store.close();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

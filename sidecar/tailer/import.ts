@@ -30,8 +30,10 @@ export interface ImportResult {
   files: number;
   bytes: number;
   stats: IngestStats;
-  /** Rows newly written (rows − inserted were already there). */
+  /** Rows newly written (rows − inserted − quarantined were already there). */
   inserted: number;
+  /** Rows the database refused, kept in acct_quarantine (`freight acct quarantine`). */
+  quarantined: number;
 }
 
 export async function importLogs(
@@ -40,7 +42,7 @@ export async function importLogs(
   opts: ImportOptions,
 ): Promise<ImportResult> {
   const log = createLogger('tailer/import');
-  const tstore = new TailerStore(store, 'import', makeSuppressor(store, log));
+  const tstore = new TailerStore(store, 'import', makeSuppressor(store, log), 'import');
   // A bulk load touches the unique and secondary indexes all over: a larger page cache saves re-reads.
   store.db.pragma('cache_size = -65536');
   const ingest = new Ingest({
@@ -50,11 +52,14 @@ export async function importLogs(
   });
   const batchRows = opts.batchRows ?? 20_000;
   let inserted = 0;
+  let quarantined = 0;
   let bytes = 0;
   const flush = () => {
     const { rows, suppress } = ingest.take();
-    if (rows.length > 0)
-      inserted += tstore.commit({ rows, suppress, upserts: [], deletes: [], position: null });
+    if (rows.length === 0) return;
+    const r = tstore.commit({ rows, suppress, upserts: [], deletes: [], position: null });
+    inserted += r.inserted;
+    quarantined += r.quarantined;
   };
   for (const file of files) {
     let st: Awaited<ReturnType<typeof stat>>;
@@ -97,5 +102,5 @@ export async function importLogs(
     bytes += st.size;
     opts.onProgress?.(file, st.size, st.size);
   }
-  return { files: files.length, bytes, stats: ingest.stats, inserted };
+  return { files: files.length, bytes, stats: ingest.stats, inserted, quarantined };
 }

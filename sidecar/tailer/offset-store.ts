@@ -4,13 +4,19 @@
  * in flight. `commit` writes rows, their rollups, suppressions, state changes and the new position in ONE
  * transaction: after a SIGKILL the tailer resumes exactly after the last committed line, with the same
  * knowledge it had then — no line read twice, none skipped.
+ *
+ * A row the database refuses (a constraint, a bad value) is quarantined inside that same transaction and
+ * the rest of the batch goes in, so one bad line never stops accounting. A failure of the store itself
+ * (locked, full, I/O) throws and writes nothing: the caller keeps the batch and retries.
  */
 import type Database from 'better-sqlite3';
+import { AcctQuarantine, isRowError } from '../acct/quarantine.js';
 import type { AcctRecord } from '../acct/record.js';
 import { RollupBatch, rollupWriter } from '../acct/rollup.js';
 import { ACCT_COLUMNS } from '../acct/schema.js';
 import type { AcctStore } from '../acct/store.js';
 import { validateRecord } from '../acct/writer.js';
+import { FreightError } from '../common/errors.js';
 import type { QueueState, SuppressRequest } from './rows.js';
 
 /** A position in a log file that survives rename and copy: identity by content, not inode. */
@@ -34,6 +40,28 @@ export interface CommitBatch {
   position: FilePosition | null;
 }
 
+export interface CommitResult {
+  /** Rows inserted (a dedupe-key hit, a line committed before, inserts nothing). */
+  inserted: number;
+  /** Rows the database refused, now in acct_quarantine. */
+  quarantined: number;
+}
+
+/**
+ * A refused row that also rolled the whole transaction back (a trigger's RAISE(ROLLBACK)): the batch is
+ * written again with that row quarantined up front.
+ */
+class RowRolledBack extends FreightError {
+  constructor(
+    readonly row: AcctRecord,
+    readonly failure: unknown,
+  ) {
+    super('TAILER_ROW_ROLLED_BACK', 'a refused row rolled the transaction back', undefined, {
+      cause: failure,
+    });
+  }
+}
+
 /** Adds a hard-bounced address to the suppression list (inside the commit's transaction). */
 export type Suppressor = (req: SuppressRequest) => void;
 
@@ -47,13 +75,15 @@ const DDL = `
 
 export class TailerStore {
   private readonly db: Database.Database;
-  private readonly tx: (b: CommitBatch) => number;
+  private readonly tx: (b: CommitBatch, refused: Map<AcctRecord, unknown>) => CommitResult;
   private readonly getPos: Database.Statement;
 
   constructor(
     store: AcctStore,
     private readonly name: string,
     suppressor: Suppressor | null,
+    /** Who quarantined a refused row, in acct_quarantine.source. */
+    source: 'tailer' | 'import' = 'tailer',
   ) {
     this.db = store.db;
     this.db.exec(DDL);
@@ -68,17 +98,36 @@ export class TailerStore {
       `INSERT OR REPLACE INTO tailer_position (name, path, ino, fpLen, fpHash, offset, updatedAt)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
+    const quarantine = new AcctQuarantine(this.db);
     const values = new Array<unknown>(ACCT_COLUMNS.length);
-    const tx = this.db.transaction((b: CommitBatch) => {
-      const rollup = new RollupBatch();
-      const fresh = new Set<AcctRecord>();
-      let inserted = 0;
-      for (const rec of b.rows) {
+    /** Insert one row: true if new, false if already there, null if refused (quarantined). */
+    const insertOne = (rec: AcctRecord, refused: Map<AcctRecord, unknown>): boolean | null => {
+      if (refused.has(rec)) {
+        quarantine.add(source, rec, refused.get(rec));
+        return null;
+      }
+      try {
+        validateRecord(rec);
         const r = rec as unknown as Record<string, unknown>;
         for (let i = 0; i < ACCT_COLUMNS.length; i++) values[i] = r[ACCT_COLUMNS[i]!] ?? null;
+        return insert.run(values).changes === 1;
+      } catch (err) {
+        if (!isRowError(err)) throw err;
+        if (!this.db.inTransaction) throw new RowRolledBack(rec, err);
+        quarantine.add(source, rec, err);
+        return null;
+      }
+    };
+    const tx = this.db.transaction((b: CommitBatch, refused: Map<AcctRecord, unknown>): CommitResult => {
+      const rollup = new RollupBatch();
+      const fresh = new Set<AcctRecord>();
+      const result: CommitResult = { inserted: 0, quarantined: 0 };
+      for (const rec of b.rows) {
+        const ok = insertOne(rec, refused);
+        if (ok === null) result.quarantined++;
         // A dedupe-key hit (the line was committed before) inserts nothing and rolls up nothing.
-        if (insert.run(values).changes === 1) {
-          inserted++;
+        else if (ok) {
+          result.inserted++;
           rollup.add(rec);
           if (b.suppress.length > 0) fresh.add(rec);
         }
@@ -89,9 +138,9 @@ export class TailerStore {
       for (const qid of b.deletes) delQueue.run(qid);
       const p = b.position;
       if (p) putPos.run(this.name, p.path, p.ino, p.fpLen, p.fpHash, p.offset, Date.now());
-      return inserted;
+      return result;
     });
-    this.tx = (b) => tx.immediate(b);
+    this.tx = (b, refused) => tx.immediate(b, refused);
   }
 
   position(): FilePosition | null {
@@ -109,9 +158,17 @@ export class TailerStore {
     return rows.map((r) => [r.qid, JSON.parse(r.state) as QueueState]);
   }
 
-  /** Validate then write everything in one transaction; returns rows actually inserted. Throws on failure. */
-  commit(b: CommitBatch): number {
-    for (const r of b.rows) validateRecord(r);
-    return this.tx(b);
+  /** Write the batch in one transaction, refused rows quarantined. Throws when the store fails. */
+  commit(b: CommitBatch): CommitResult {
+    const refused = new Map<AcctRecord, unknown>();
+    // Each pass that rolls back adds one row to `refused`, so this ends within rows + 1 passes.
+    for (;;) {
+      try {
+        return this.tx(b, refused);
+      } catch (err) {
+        if (!(err instanceof RowRolledBack)) throw err;
+        refused.set(err.row, err.failure);
+      }
+    }
   }
 }

@@ -78,14 +78,6 @@ export class DsnSender implements DsnSink {
     this.opts = { ...this.opts, postfixListener, hostName, postmaster };
   }
 
-  get pending(): number {
-    return this.queue.length;
-  }
-
-  get sent(): number {
-    return this.counts.sent;
-  }
-
   status(): DsnStatus {
     return {
       outbox: this.queue.length,

@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { type EngineProc, startEngine } from '../bench/lib/engine-proc.js';
+import { controlRequest } from '../sidecar/engine/control.js';
+import type { EngineStatusReport } from '../sidecar/engine/control-types.js';
 import { startDnsServer, type TestDns } from './world/dns.js';
 import { addr, freePort, testSubnet } from './world/ports.js';
 import { type Sink, startSink } from './world/sink.js';
@@ -25,6 +27,8 @@ export interface EngineWorld {
   acctDb: string;
   /** Start the engine (with FREIGHT_FAULT when given) and wait until it is up. */
   start(fault?: string): Promise<EngineProc>;
+  /** Resolves once the running engine's spool is empty (everything delivered). */
+  drained(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +76,15 @@ export async function engineWorld(
       void engine.exited.then(() => running.delete(engine));
       await engine.waitFor(/engine started/);
       return engine;
+    },
+    async drained(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const st = (await controlRequest(path.join(dir, 'run'), { op: 'status' })) as EngineStatusReport;
+        if (st.spool.messages === 0) return;
+        if (Date.now() > deadline) throw new Error(`spool not drained: ${JSON.stringify(st.spool)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     async close() {
       for (const e of running) await e.kill('SIGKILL');

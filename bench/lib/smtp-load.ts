@@ -134,6 +134,8 @@ export async function sendMessage(
   const replies: Reply[] = [];
   const n = protocol === 'lmtp' ? good : 1;
   const pending = Array.from({ length: n }, () => c.read());
+  // A dropped connection rejects every pending reply; the loop below sees the first, the rest are moot.
+  for (const p of pending) p.catch(() => {});
   c.write(dotStuff(msg.data));
   onDataSent?.();
   try {

@@ -229,9 +229,16 @@ export class Spool implements SpoolPort {
     let loc: BodyLocation;
     try {
       loc = this.segments.append(body);
-      if (FAULTS) faultPoint('body-write');
     } catch (err) {
       return Promise.reject(err);
+    }
+    if (FAULTS) {
+      try {
+        faultPoint('body-write');
+      } catch (err) {
+        this.segments.release(loc, body.length);
+        return Promise.reject(err);
+      }
     }
     const entry = new SpoolEntry(presetId ?? this.newId(), draft, Date.now(), body.length, loc.seg, loc.off);
     return new Promise((resolve, reject) => {

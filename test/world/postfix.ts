@@ -11,6 +11,7 @@ import { postfixCommand, startPostfix, stopPostfix } from '../../sidecar/postfix
 import type { PostfixLayout } from '../../sidecar/postfix/layout.js';
 import { renderPostfix } from '../../sidecar/postfix/render.js';
 import { freePort } from './ports.js';
+import { watchLockPenalty } from './postfix-lock-penalty.js';
 
 export interface TestPostfixOptions {
   /** Extra freight.conf text (domain blocks, policy limits …) appended to the generated globals. */
@@ -118,6 +119,9 @@ export async function startTestPostfix(opts: TestPostfixOptions = {}): Promise<T
   wakeQmgrOften(layout);
   const commandDir = config.global.postfixCommandDir;
   await startPostfix(commandDir, layout);
+  const lockPenalty = watchLockPenalty(layout.queueDir, () =>
+    postfixCommand(commandDir, layout, ['-f'], 'postqueue'),
+  );
   const readLog = () => (existsSync(layout.maillog) ? readFileSync(layout.maillog, 'utf8') : '');
   const handle: TestPostfix = {
     dir,
@@ -157,6 +161,7 @@ export async function startTestPostfix(opts: TestPostfixOptions = {}): Promise<T
         .map((l) => (JSON.parse(l) as { queue_id: string }).queue_id);
     },
     async stop() {
+      lockPenalty.stop();
       await stopPostfix(commandDir, layout);
       if (!(opts.keep ?? process.env.FREIGHT_TEST_KEEP === '1'))
         rmSync(dir, { recursive: true, force: true });

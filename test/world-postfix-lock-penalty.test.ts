@@ -1,0 +1,89 @@
+/**
+ * The test world's answer to qmgr's 60 s lock penalty (test/world/postfix-lock-penalty.ts). The test
+ * makes the penalty happen on purpose: it holds a shared flock on a deferred queue file — what a
+ * delivery agent slow to close the file does on a loaded machine — until qmgr finds the file locked
+ * and parks it in `incoming` a minute ahead. Released, the message must be delivered in seconds, not
+ * after the minute.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { addr, freePort, type Sink, startSink, testSubnet } from './world/index.js';
+import { startTestPostfix, type TestPostfix } from './world/postfix.js';
+import { submit } from './world/smtp-client.js';
+
+let postfix: TestPostfix;
+let sink: Sink;
+let holder: ChildProcess | undefined;
+
+before(async () => {
+  const net = testSubnet();
+  sink = await startSink({ host: addr(net, 5), port: await freePort(addr(net, 5)) });
+  postfix = await startTestPostfix({ transports: [`example.com smtp:[${sink.host}]:${sink.port}`] });
+});
+
+after(async () => {
+  holder?.kill('SIGKILL');
+  await postfix?.stop();
+  await sink?.close();
+});
+
+/** Path of queue file `id` in whichever queue it is now (deferred is hashed one level deep). */
+function findQueueFile(queueDir: string, id: string): string | null {
+  for (const queue of ['deferred', 'active', 'incoming']) {
+    const base = join(queueDir, queue);
+    const dirs = queue === 'deferred' ? readdirSync(base).map((d) => join(base, d)) : [base];
+    for (const dir of dirs) {
+      try {
+        if (readdirSync(dir).includes(id)) return join(dir, id);
+      } catch {}
+    }
+  }
+  return null;
+}
+
+async function until<T>(what: string, probe: () => T | null | undefined | false, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a queue file qmgr parked for a minute because it was locked is retried once the lock is gone', async () => {
+  sink.setScript({ rcptTo: [{ match: /@example\.com$/, code: 450, message: '4.2.1 Try again later' }] });
+  await submit({ host: postfix.host, port: postfix.port, from: 'app@apps.test', to: 'parked@example.com' });
+  await postfix.waitForLog(/status=deferred/, { timeoutMs: 30_000 });
+  const [id] = await postfix.queueIds();
+  assert.ok(id, 'the deferred message is queued');
+
+  // Hold the lock as a delivery agent would, until qmgr parks the file a minute ahead.
+  const file = await until('the queue file', () => findQueueFile(postfix.layout.queueDir, id), 10_000);
+  holder = spawn('flock', ['--shared', '--no-fork', file, 'sleep', '60'], { stdio: 'ignore' });
+  const incoming = join(postfix.layout.queueDir, 'incoming', id);
+  await until(
+    'qmgr to park the locked file in incoming a minute ahead',
+    () => {
+      try {
+        return statSync(incoming).mtimeMs > Date.now() + 30_000;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+  );
+
+  sink.setScript({});
+  holder.kill('SIGKILL');
+  const releasedAt = Date.now();
+  await sink.waitForArrivals(1, 20_000);
+  assert.ok(
+    Date.now() - releasedAt < 20_000,
+    'delivered within seconds of the release, not after the minute',
+  );
+  assert.deepEqual(sink.arrivals[0]?.rcptTo, ['parked@example.com']);
+});

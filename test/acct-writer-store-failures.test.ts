@@ -96,6 +96,38 @@ describe('accounting writer under store failures', () => {
     store.close();
   });
 
+  it('bounds memory when the store stays down: rows from a log are let go and the cursor stays before them', () => {
+    const file = path.join(dir, 'overflow.db');
+    const store = AcctStore.open(file, { busyTimeoutMs: 20 });
+    let logged = 0;
+    const w = new AcctWriter(store, {
+      maxBacklog: 2,
+      checkpoint: { source: 'test-log', position: () => logged },
+    });
+    for (let i = 1; i <= 3; i++) w.write(row(`early${i}@x.test`, { dedupeKey: `e${i}` }));
+    logged = 3;
+    assert.equal(w.flush(), true);
+    assert.equal(w.committedPosition, 3);
+    const lock = lockStore(file);
+    for (let i = 1; i <= 20; i++) {
+      w.write(row(`late${i}@x.test`, { dedupeKey: `l${i}` }));
+      logged++;
+    }
+    assert.equal(w.pending, 8, 'four times the backlog bound, no more');
+    assert.equal(w.status().overflowed, true);
+    lock.release();
+    assert.equal(w.flush(), false, 'rows were let go: not everything is committed');
+    assert.equal(w.pending, 0);
+    assert.equal(
+      w.committedPosition,
+      3,
+      'the cursor stays before the rows let go, so a restart replays them',
+    );
+    assert.equal(count(store, "SELECT seq FROM acct_cursor WHERE source = 'test-log'"), 3);
+    w.close();
+    store.close();
+  });
+
   it('intake answers 452 4.3.1 while the accounting backlog is over its bound, 250 once it drained', async () => {
     const port = await freePort();
     const conf = path.join(dir, 'intake.conf');

@@ -252,12 +252,16 @@ export class AcctWriter {
     if (!this.closed) this.schedule(delay);
   }
 
-  /** Flush and stop. Retries a locked database a few times before giving up loudly. */
+  /**
+   * Flush and stop. Retries a locked database a few times before giving up loudly; rows let go to the
+   * log (overflow) are not this writer's to lose, the next start replays them.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (let attempt = 0; attempt < 5; attempt++) {
-      if (this.flush()) return;
+      this.flush();
+      if (this.buffer.length === 0) return;
     }
     throw new FreightError(
       'ACCT_FLUSH_FAILED',

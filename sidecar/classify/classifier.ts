@@ -87,16 +87,19 @@ interface Decision {
 }
 
 /** No code to go by: the MTA's own words say whether it will try again. */
-const TRANSIENT_TEXT = /try again|temporar|deferred|will retry|retry later|delayed|try later/;
+const TRANSIENT_TEXT = /try again|temporar|deferred|will retry|retry later|delayed|try later/i;
 
 export class BounceClassifier {
   private readonly operator: CompiledOperator[];
   private readonly rules: RuleFile;
   private readonly phraseSet: PhraseSet;
-  /** Per phrase rule (by index): its regex terms, tested only when no earlier rule already decided. */
-  private readonly regexTerms: Array<Array<{ pattern: RegExp; line: number }>>;
-  /** Term id → [rule index, term line]. */
-  private readonly termOwner: Array<[number, number]> = [];
+  /** Phrase rules with regex terms (by rule index, ascending), tested only ahead of the best literal hit. */
+  private readonly regexRules: Array<{ rule: number; terms: Array<{ pattern: RegExp; line: number }> }> = [];
+  /** Status rules by subject (`1` for x.1.*), in file order. */
+  private readonly statusBySubject = new Map<string, StatusRule[]>();
+  /** Term id → the index of its phrase rule, and the line it is written on. */
+  private readonly termRule: number[] = [];
+  private readonly termLine: number[] = [];
 
   private constructor(operator: OperatorRule[], rules: RuleFile) {
     // Rule patterns are matched with `test`; a `g`/`y` flag would make results depend on lastIndex.
@@ -109,18 +112,24 @@ export class BounceClassifier {
     }));
     this.rules = rules;
     const literals: Array<{ id: number; pieces: string[] }> = [];
-    this.regexTerms = rules.phrases.map((r, ri) => {
+    rules.phrases.forEach((r, ri) => {
       const regexes: Array<{ pattern: RegExp; line: number }> = [];
       for (const t of r.terms) {
         if (t.kind === 'regex') regexes.push({ pattern: t.pattern, line: t.line });
         else {
-          literals.push({ id: this.termOwner.length, pieces: t.pieces });
-          this.termOwner.push([ri, t.line]);
+          literals.push({ id: this.termRule.length, pieces: t.pieces });
+          this.termRule.push(ri);
+          this.termLine.push(t.line);
         }
       }
-      return regexes;
+      if (regexes.length > 0) this.regexRules.push({ rule: ri, terms: regexes });
     });
     this.phraseSet = new PhraseSet(literals);
+    for (const s of rules.statuses) {
+      const list = this.statusBySubject.get(s.subject) ?? [];
+      list.push(s);
+      this.statusBySubject.set(s.subject, list);
+    }
   }
 
   static load(opts: ClassifierOptions = {}): BounceClassifier {
@@ -156,7 +165,7 @@ export class BounceClassifier {
       basicMeaning: basicRule?.meaning ?? null,
       enhanced: p.enhanced ? `${p.enhanced.cls}.${p.enhanced.subject}.${p.enhanced.detail}` : null,
       enhancedMeaning: status?.meaning ?? null,
-      status: status ? { rule: loc(status), category: status.category, generic: status.generic } : null,
+      status: status ? { rule: status.at, category: status.category, generic: status.generic } : null,
       wrappers: p.wrappers,
       host: p.host,
       phrases: [],
@@ -176,72 +185,78 @@ export class BounceClassifier {
     for (const r of this.operator)
       if (r.pattern.test(p.text)) return { category: r.category, rule: r.rule, final };
     const status = p.enhanced ? this.statusRule(p) : null;
-    const specific = status !== null && !status.generic;
-    const eligible = (r: PhraseRule) =>
-      (r.stages === null || (stage !== null && r.stages.includes(stage))) &&
-      (!specific || r.category === status.category || r.refines.some((c) => codeMatches(c, p.enhanced!)));
-    const phrase = this.firstPhrase(p.folded, eligible, trace);
-    let d: Decision;
-    if (phrase) d = { category: phrase.category, rule: loc(phrase), final };
-    else if (status) d = { category: status.category, rule: loc(status), final };
-    else {
-      const basic = p.basic === null ? null : this.replyRule(p.basic);
-      d = basic
-        ? { category: basic.category, rule: loc(basic), final }
-        : { category: 'other', rule: 'default', final };
+    // A specific code stands against phrase rules of other categories unless they say they refine it.
+    const standing = status !== null && !status.generic ? status : null;
+    const phrase = this.firstPhrase(p, stage, standing, trace);
+    let category: BounceCategory = 'other';
+    let rule = 'default';
+    const decided = phrase ?? status ?? (p.basic === null ? null : this.replyRule(p.basic));
+    if (decided) {
+      category = decided.category;
+      rule = decided.at;
     }
     if (stage !== null) {
-      const sr = this.stageRule(stage, d.category);
+      const sr = this.stageRule(stage, category);
       if (sr) {
-        d = { ...d, category: sr.to };
-        if (trace) trace.stageRule = loc(sr);
+        category = sr.to;
+        if (trace) trace.stageRule = sr.at;
       }
     }
-    return d;
+    return { category, rule, final };
+  }
+
+  private eligible(
+    r: PhraseRule,
+    stage: SmtpStage | null,
+    standing: StatusRule | null,
+    p: ParsedReply,
+  ): boolean {
+    if (r.stages !== null && (stage === null || !r.stages.includes(stage))) return false;
+    if (standing === null || r.category === standing.category) return true;
+    for (const c of r.refines) if (codeMatches(c, p.enhanced!)) return true;
+    return false;
   }
 
   /** The first eligible phrase rule in file order; with a trace, records every rule that matched. */
   private firstPhrase(
-    text: string,
-    eligible: (r: PhraseRule) => boolean,
+    p: ParsedReply,
+    stage: SmtpStage | null,
+    standing: StatusRule | null,
     trace: Explanation | null,
   ): PhraseRule | null {
     const phrases = this.rules.phrases;
+    const text = p.plain;
     let best = -1;
     const hits: Array<[number, number]> = [];
     for (const id of this.phraseSet.match(text)) {
-      const [ri, line] = this.termOwner[id]!;
-      hits.push([ri, line]);
-      if ((best < 0 || ri < best) && eligible(phrases[ri]!)) best = ri;
+      const ri = this.termRule[id]!;
+      if (trace) hits.push([ri, this.termLine[id]!]);
+      if ((best < 0 || ri < best) && this.eligible(phrases[ri]!, stage, standing, p)) best = ri;
     }
     // Regex terms only matter for rules ahead of the best literal hit (all of them when explaining).
-    const limit = trace || best < 0 ? phrases.length : best;
-    for (let ri = 0; ri < limit; ri++) {
-      for (const t of this.regexTerms[ri]!) {
+    for (const { rule: ri, terms } of this.regexRules) {
+      if (!trace && best >= 0 && best <= ri) break;
+      for (const t of terms) {
         if (!t.pattern.test(text)) continue;
-        hits.push([ri, t.line]);
-        if ((best < 0 || ri < best) && eligible(phrases[ri]!)) best = ri;
+        if (trace) hits.push([ri, t.line]);
+        if ((best < 0 || ri < best) && this.eligible(phrases[ri]!, stage, standing, p)) best = ri;
         break;
       }
-      if (!trace && best >= 0 && best <= ri) break;
     }
     if (trace) {
       hits.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       for (const [ri, line] of hits) {
         const r = phrases[ri]!;
-        trace.phrases.push({
-          rule: loc(r),
-          term: `${r.file}:${line}`,
-          category: r.category,
-          eligible: eligible(r),
-        });
+        const eligible = this.eligible(r, stage, standing, p);
+        trace.phrases.push({ rule: r.at, term: `${r.file}:${line}`, category: r.category, eligible });
       }
     }
     return best < 0 ? null : phrases[best]!;
   }
 
   private statusRule(p: ParsedReply): StatusRule | null {
-    for (const s of this.rules.statuses) if (codeMatches(s, p.enhanced!)) return s;
+    for (const s of this.statusBySubject.get(p.enhanced!.subject) ?? [])
+      if (codeMatches(s, p.enhanced!)) return s;
     return null;
   }
 
@@ -258,14 +273,10 @@ export class BounceClassifier {
   }
 }
 
-function loc(r: { file: string; line: number }): string {
-  return `${r.file}:${r.line}`;
-}
-
 /** A 5xx (or 5.x.x with no basic code); with no code at all, final unless the text says it will retry. */
 function isFinal(p: ParsedReply): boolean {
   if (p.enhanced?.cls === '4') return false;
   if (p.basic !== null) return p.basic >= 500;
   if (p.enhanced) return p.enhanced.cls === '5';
-  return !TRANSIENT_TEXT.test(p.folded);
+  return !TRANSIENT_TEXT.test(p.plain);
 }

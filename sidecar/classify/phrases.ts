@@ -2,6 +2,7 @@
  * One pass over a reply finds every literal phrase of every rule: an Aho–Corasick automaton compiled into
  * a dense transition table over the characters the phrases use (all other characters share one class).
  * A term is one literal or several literals that must occur in that order (`"user " … " unknown"`).
+ * Upper-case ASCII letters share their lower-case letter's class, so the reply is never lower-cased.
  * Cost per reply is one table step per character, whatever the number of phrases.
  */
 
@@ -15,6 +16,10 @@ export interface LiteralTerm {
 export class PhraseSet {
   private readonly classOf = new Uint8Array(128);
   private readonly width: number;
+  /**
+   * Transitions by `state * width + class`. Entries are state offsets (`state * width`), bit-inverted
+   * (negative) when the target state ends a piece, so the scan loop tests outputs with one sign check.
+   */
   private readonly next: Int32Array;
   /** outStart[s]..outStart[s+1] index into outPieces: the pieces that end in state s. */
   private readonly outStart: Int32Array;
@@ -23,6 +28,7 @@ export class PhraseSet {
   private readonly pieceTerms: number[][];
   private readonly terms: readonly LiteralTerm[];
   private readonly seen: Uint8Array;
+  private readonly termSeen: Uint8Array;
 
   constructor(terms: readonly LiteralTerm[]) {
     this.terms = terms;
@@ -41,12 +47,14 @@ export class PhraseSet {
       }
     });
     this.seen = new Uint8Array(pieceIndex.size);
+    this.termSeen = new Uint8Array(terms.length);
     let classes = 1;
     for (const p of pieceIndex.keys())
       for (let i = 0; i < p.length; i++) {
         const c = p.charCodeAt(i);
         if (c < 128 && this.classOf[c] === 0) this.classOf[c] = classes++;
       }
+    for (let c = 65; c <= 90; c++) this.classOf[c] = this.classOf[c + 32]!;
     this.width = classes;
     const built = this.build([...pieceIndex.keys()]);
     this.next = built.next;
@@ -105,18 +113,28 @@ export class PhraseSet {
       flat.push(...o);
     });
     outStart[trie.length] = flat.length;
+    for (let i = 0; i < next.length; i++) {
+      const target = next[i]!;
+      next[i] = out[target]!.length > 0 ? ~(target * w) : target * w;
+    }
     return { next, outStart, outPieces: Int32Array.from(flat) };
   }
 
-  /** Ids of the terms found in `text` (lower-case), in the order of the `terms` given. */
+  /** Ids of the terms found in `text` (any case), in no particular order. */
   match(text: string): number[] {
     const { classOf, next, outStart, outPieces, seen, width } = this;
     const found: number[] = [];
     let s = 0;
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
-      s = next[s * width + (c < 128 ? classOf[c]! : 0)]!;
-      for (let o = outStart[s]!, end = outStart[s + 1]!; o < end; o++) {
+      const v = next[s + (c < 128 ? classOf[c]! : 0)]!;
+      if (v >= 0) {
+        s = v;
+        continue;
+      }
+      s = ~v;
+      const state = s / width;
+      for (let o = outStart[state]!, end = outStart[state + 1]!; o < end; o++) {
         const pi = outPieces[o]!;
         if (seen[pi] === 0) {
           seen[pi] = 1;
@@ -124,15 +142,23 @@ export class PhraseSet {
         }
       }
     }
-    if (found.length === 0) return [];
-    const terms = new Set<number>();
-    for (const pi of found) for (const ti of this.pieceTerms[pi]!) terms.add(ti);
-    for (const pi of found) seen[pi] = 0;
     const ids: number[] = [];
-    for (const ti of [...terms].sort((a, b) => a - b)) {
-      const t = this.terms[ti]!;
-      if (t.pieces.length === 1 || inOrder(text, t.pieces)) ids.push(t.id);
+    if (found.length === 0) return ids;
+    const { termSeen, terms, pieceTerms } = this;
+    const touched: number[] = [];
+    let lower: string | null = null;
+    for (const pi of found) {
+      seen[pi] = 0;
+      for (const ti of pieceTerms[pi]!) {
+        if (termSeen[ti] !== 0) continue;
+        termSeen[ti] = 1;
+        touched.push(ti);
+        const t = terms[ti]!;
+        if (t.pieces.length === 1) ids.push(t.id);
+        else if (inOrder((lower ??= text.toLowerCase()), t.pieces)) ids.push(t.id);
+      }
     }
+    for (const ti of touched) termSeen[ti] = 0;
     return ids;
   }
 }

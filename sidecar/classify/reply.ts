@@ -30,8 +30,8 @@ export interface EnhancedCode {
 export interface ParsedReply {
   /** The reply with wrappers removed, whitespace collapsed and code repeats dropped. */
   text: string;
-  /** `text` lower-cased, accents removed: what phrase rules match. */
-  folded: string;
+  /** `text` with accents removed (Orange's French, GMX's German): what phrase rules match, ignoring case. */
+  plain: string;
   /** Basic reply code (e.g. 550), or null for MTA-generated texts. */
   basic: number | null;
   /** Enhanced status code (e.g. 5.1.1), or null. */
@@ -86,7 +86,11 @@ const LATE_CODE =
   /(?:^|[\s;:'"([=])([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)|(?:said|returned|reply|replied|response|error|reason|diagnostic-code|smtp)\s*(?:was|is)?[:;]?\s*['"]?([245]\d\d)[ -](?=[A-Za-z<#])/i;
 
 function unwrap(raw: string): Unwrapped {
-  let t = raw.replace(/\\n/g, ' ').replace(/\s+/g, ' ').trim();
+  let t = raw.includes('\\n') ? raw.replace(/\\n/g, ' ') : raw;
+  if (messySpace(t)) t = t.replace(/\s+/g, ' ');
+  t = t.trim();
+  // Each wrapper regex runs only when its marker (as the MTA writes it) occurs: most replies carry one
+  // wrapper or none.
   const wrappers: string[] = [];
   let stage: SmtpStage | null = null;
   let host: string | null = null;
@@ -95,101 +99,134 @@ function unwrap(raw: string): Unwrapped {
     wrappers.push('dsn');
     t = t.slice(dsn[0].length);
   }
-  const pf = POSTFIX_SAID.exec(t);
+  const pf = t.includes(' said:') || t.includes('refused to talk') ? POSTFIX_SAID.exec(t) : null;
   if (pf) {
     wrappers.push('postfix');
     host = pf[1]!;
     t = pf[3]!;
     stage = pf[2]!.toLowerCase().startsWith('refused') ? 'connect' : pf[4] ? stageOfCommand(pf[4]) : null;
   } else {
-    const ir = POSTFIX_IN_REPLY.exec(t);
+    const ir = t.includes('(in reply to ') ? POSTFIX_IN_REPLY.exec(t) : null;
     if (ir) {
       wrappers.push('postfix');
       stage = stageOfCommand(ir[1]!);
       t = t.slice(0, ir.index);
     }
-    const nr = POSTFIX_NO_REPLY.exec(t);
+    const nr =
+      t.includes('connection with') || t.includes('conversation with') ? POSTFIX_NO_REPLY.exec(t) : null;
     if (nr) {
       wrappers.push('postfix');
       host = nr[1]!;
       stage = nr[2] ? stageOfCommand(nr[2]) : nr[3] ? stageOfCommand(nr[3]) : 'connect';
     }
   }
-  const ex = EXIM.exec(t);
+  const ex = t.includes('SMTP error from remote') ? EXIM.exec(t) : null;
   if (ex) {
     wrappers.push('exim');
     stage = stageOfCommand(ex[1]!);
     if (ex[2]) host = ex[2];
     t = ex[3]!;
   }
-  const sm = SENDMAIL.exec(t);
+  const sm = t.includes('>>> ') ? SENDMAIL.exec(t) : null;
   if (sm) {
     wrappers.push('sendmail');
     stage = stageOfCommand(sm[1]!);
     t = sm[2]!;
   }
-  const exch = EXCHANGE.exec(t);
+  const exch = t.includes('Remote Server returned') ? EXCHANGE.exec(t) : null;
   if (exch) {
     wrappers.push('exchange');
     t = exch[1]!;
   }
-  const cisco = CISCO.exec(t);
+  const cisco = t.includes("('") ? CISCO.exec(t) : null;
   if (cisco) {
     wrappers.push('cisco');
     t = `${cisco[1]} ${cisco[2]!.replace(/['"]/g, '')}`;
   }
-  const ciscoQuoted = CISCO_QUOTED.exec(t);
+  const ciscoQuoted = t.includes('delivery attempts:') ? CISCO_QUOTED.exec(t) : null;
   if (ciscoQuoted) {
     wrappers.push('cisco');
     t = ciscoQuoted[1]!;
   }
-  const qm = QMAIL.exec(t);
+  const qm = t.includes('Remote host said:') ? QMAIL.exec(t) : null;
   if (qm) {
     wrappers.push('qmail');
     if (/sender was rejected/i.test(t)) stage = 'mail';
     t = qm[1]!;
   }
-  t = t.replace(/^#(?=\d{3}\s)/, '').replace(/\s*##\s*$/, '');
+  if (t.startsWith('#')) t = t.replace(/^#(?=\d{3}\s)/, '');
+  if (t.endsWith('##')) t = t.replace(/\s*##$/, '');
   return { text: t.trim(), stage, wrappers, host };
 }
 
+/** Whitespace that is not single spaces (cheaper than a regex scan: most replies have none). */
+function messySpace(t: string): boolean {
+  return t.includes('  ') || t.includes('\n') || t.includes('\t') || t.includes('\r') || t.includes('\u00a0');
+}
 const HEAD = /^([245]\d\d)(?:[- ]|$)(?:([245])\.(\d{1,3})\.(\d{1,3})(?=[\s,;:.]|$))?/;
 const ENHANCED = /(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)/;
 const NON_ASCII = /[^\x00-\x7f]/;
 const COMBINING = /[\u0300-\u036f]/g;
 
-/** Lower-case and strip accents (Orange's French, GMX's German) so phrases are written once, in ASCII. */
-export function fold(text: string): string {
-  const lower = text.toLowerCase();
-  return NON_ASCII.test(lower)
-    ? lower.normalize('NFD').replace(COMBINING, '').replace(/ß/g, 'ss').replace(/[‘’]/g, "'")
-    : lower;
+/** Strip accents so phrases are written once, in ASCII (`ß` → `ss`, typographic quotes → `'`). */
+export function stripAccents(text: string): string {
+  return NON_ASCII.test(text)
+    ? text.normalize('NFD').replace(COMBINING, '').replace(/ß/g, 'ss').replace(/[‘’]/g, "'")
+    : text;
 }
 
+/** What a phrase must be written as: lower-case, accents stripped. */
+export function fold(text: string): string {
+  return stripAccents(text.toLowerCase());
+}
+
+/** Continuation lines repeat the code (and usually the enhanced code): `550-5.1.1 … 550 5.1.1 …`. */
 function dropRepeats(text: string, code: string, enh: string): string {
-  // Continuation lines repeat the code (and usually the enhanced code): `550-5.1.1 … 550 5.1.1 …`.
-  const cont = new RegExp(`\\s${code}[- ]${enh ? `(?:${enh.replace(/\./g, '\\.')}\\s*)?` : ''}`, 'g');
-  return text.replace(cont, ' ').replace(/\s+/g, ' ').trim();
+  const needle = ` ${code}`;
+  let out = '';
+  let from = 0;
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, from)) {
+    const after = at + needle.length;
+    const sep = text[after];
+    if (sep !== '-' && sep !== ' ') {
+      out += text.slice(from, after);
+      from = after;
+      continue;
+    }
+    let next = after + 1;
+    if (enh !== '' && text.startsWith(enh, next)) {
+      next += enh.length;
+      while (text[next] === ' ') next++;
+    }
+    out += `${text.slice(from, at)} `;
+    from = next;
+  }
+  if (from === 0) return text;
+  out += text.slice(from);
+  return (messySpace(out) ? out.replace(/\s+/g, ' ') : out).trim();
 }
 
 export function parseReply(raw: string): ParsedReply {
   const u = unwrap(raw);
   let text = u.text;
+  // Where the reply proper starts: at once, or where a wrapper that is not recognised puts the code.
+  let at = 0;
   let head = HEAD.exec(text);
   if (!head) {
     const late = LATE_CODE.exec(text);
     if (late) {
-      const at = late.index + late[0].indexOf(late[1] ?? late[3]!);
-      text = text.slice(at);
-      head = HEAD.exec(text);
+      at = late.index + late[0].indexOf(late[1] ?? late[3]!);
+      head = HEAD.exec(text.slice(at));
     }
   }
   const basic = head ? Number(head[1]) : null;
   let enhanced: EnhancedCode | null = null;
   if (head?.[2]) enhanced = { cls: head[2], subject: head[3]!, detail: head[4]! };
   if (head) {
+    const code = head[1]!;
     const enh = head[2] ? `${head[2]}.${head[3]}.${head[4]}` : '';
-    text = `${head[1]} ${dropRepeats(text.slice(head[1]!.length + 1), head[1]!, enh)}`.trim();
+    // The text before a late code stays: it often says more than the reply (Gmail's bounce texts).
+    text = `${text.slice(0, at)}${code} ${dropRepeats(text.slice(at + code.length + 1), code, enh)}`.trim();
   }
   if (!enhanced) {
     const m = ENHANCED.exec(text);
@@ -197,7 +234,7 @@ export function parseReply(raw: string): ParsedReply {
   }
   return {
     text,
-    folded: fold(text),
+    plain: stripAccents(text),
     basic,
     enhanced,
     stage: u.stage,

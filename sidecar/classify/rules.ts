@@ -3,7 +3,7 @@
  *
  *   phrase CATEGORY [refines CODE,…] [at STAGE,…]   a phrase rule; its terms follow on indented lines:
  *     "literal" … "literal"                           pieces that must occur in this order (lower-case)
- *     /regex/                                         matched against the lower-cased reply
+ *     /regex/                                         matched ignoring case
  *   /regex/ CATEGORY                                  a one-term phrase rule (the operator-rule form)
  *   status C.S.D CATEGORY [generic] "meaning"         enhanced status code (C may be x, D may be *)
  *   reply NNN CATEGORY "meaning"                      basic reply code
@@ -24,6 +24,8 @@ const STAGE_SET: ReadonlySet<string> = new Set(SMTP_STAGES);
 interface Located {
   file: string;
   line: number;
+  /** `file:line`, as classifications name the deciding rule. */
+  at: string;
   /** `#>` example replies written above the rule. */
   examples: string[];
 }
@@ -138,7 +140,7 @@ function parseTerm(text: string, line: number): PhraseTerm | string {
   if (text.startsWith('/')) {
     if (!text.endsWith('/') || text.length < 3) return 'expected /regex/';
     try {
-      return { kind: 'regex', pattern: new RegExp(text.slice(1, -1)), line };
+      return { kind: 'regex', pattern: new RegExp(text.slice(1, -1), 'i'), line };
     } catch (err) {
       return `invalid regular expression: ${(err as Error).message}`;
     }
@@ -232,7 +234,7 @@ export function parseRuleFile(text: string, file: string): RuleFile {
     }
     if (open && open.terms.length === 0) errors.push(`${file}:${open.line}: phrase rule without terms`);
     open = null;
-    const loc: Located = { file, line: lineNo, examples };
+    const loc: Located = { file, line: lineNo, at: `${file}:${lineNo}`, examples };
     const origin = from;
     examples = [];
     from = [];

@@ -78,3 +78,30 @@ test('freight up starts the stack, refuses a second up, and freight down stops e
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('freight show, reload and down find the stack freight up runs without being given --config', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'freight-up-'));
+  chmodSync(dir, 0o755);
+  // Its own record folder: a stack another test file runs at the same time is not this test's.
+  const env = { FREIGHT_STACK_DIR: join(dir, 'stacks') };
+  const configPath = await writeFreightConf(dir, {});
+  const up = startFreight(['up', '--config', configPath], { env });
+  try {
+    await up.waitFor(/Ctrl-C or `freight down`/, 60_000);
+    const status = await runFreight(['show', 'status'], { env });
+    assert.equal(status.code, 0, status.stderr);
+    const reload = await runFreight(['reload'], { env });
+    assert.equal(reload.code, 0, reload.stderr);
+    const down = await runFreight(['down'], { env });
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /stopped freight up/);
+    assert.equal(await up.exited, 0);
+    const none = await runFreight(['down'], { env });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no config file: .*no running freight up/);
+  } finally {
+    await up.stop();
+    await runFreight(['down', '--config', configPath]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

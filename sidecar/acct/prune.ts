@@ -1,7 +1,8 @@
 /**
  * Retention (`acct-retention`): delete what is older than the retention age in time-bounded slices.
  * Every slice is one IMMEDIATE transaction whose lock-hold time is measured; the next slice's row count
- * follows the measured rate so a slice aims at half of `maxSliceMs`, and a slice that ran long halves it.
+ * follows the measured cost so a slice aims at a third of `maxSliceMs` (room for a slow disk or a busy
+ * CPU), and a slice that ran long halves it.
  * Between slices the pruner pauses at least as long as the slice took, long enough for writers polling
  * in SQLite's busy handler to take the lock: engine, tailer and policy wait one short slice at most.
  *
@@ -135,7 +136,7 @@ class SliceSizer {
     this.batch = first;
   }
 
-  /** Record a slice; aim the next at half the bound, and halve at once after one that ran long. */
+  /** Record a slice; aim the next at a third of the bound, and halve at once after one that ran long. */
   took(rows: number, ms: number): void {
     this.costs.push(ms / Math.max(rows, 1));
     if (this.costs.length > 4) this.costs.shift();
@@ -143,7 +144,7 @@ class SliceSizer {
       this.batch = Math.max(MIN_BATCH, Math.floor(this.batch / 2));
       return;
     }
-    const atCost = Math.floor(this.maxSliceMs / 2 / Math.max(...this.costs, 1e-4));
+    const atCost = Math.floor(this.maxSliceMs / 3 / Math.max(...this.costs, 1e-4));
     this.batch = Math.min(MAX_BATCH, Math.max(MIN_BATCH, Math.min(atCost, this.batch * 2)));
   }
 }

@@ -123,10 +123,13 @@ export class Tailer {
     return t;
   }
 
-  /** Apply a new config: engine address, retention and its schedule (maillog and database need a restart). */
+  /**
+   * Apply a new config: retention and its schedule, engine address (maillog and database need a
+   * restart). The schedule goes first: an invalid one refuses the whole reload.
+   */
   reload(config: FreightConfig): void {
-    this.ingest.rows.setEngine(config.global.smtpListener);
     this.retention.set(pruneSchedule(config), config.global.acctRetention);
+    this.ingest.rows.setEngine(config.global.smtpListener);
   }
 
   get stats() {

@@ -1,9 +1,11 @@
 /**
  * `acct-retention` is enforced by the running tailer on `acct-prune-schedule`: rows, rollups and
  * quarantined rows older than the retention go, expired suppressions and day-old change-log entries go,
- * newer rows stay, and the hourly rollups still add up to the raw rows left.
+ * newer rows stay, and the hourly rollups still add up to the raw rows left. A reload changes the
+ * schedule; an invalid one is refused at start and at reload.
  */
 import assert from 'node:assert/strict';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import type { AcctStore } from '../sidecar/acct/store.js';
@@ -108,6 +110,37 @@ describe('scheduled retention in the tailer', () => {
       );
     } finally {
       bad.close();
+    }
+  });
+
+  it('follows a reload: a new schedule applies, an invalid one is refused and the old one kept', async () => {
+    const hourly = await tailerWorld(['acct-retention 30d']);
+    const db = hourly.open();
+    const tailer = await Tailer.start(hourly.config);
+    try {
+      const seed = (rcpt: string) => {
+        const wr = new AcctWriter(db);
+        wr.write(rec({ timeLogged: Date.now() - 40 * DAY, rcpt }));
+        wr.close();
+      };
+      const old = (rcpt: string) => count(db, `SELECT count(*) n FROM acct WHERE rcpt = '${rcpt}'`);
+      seed('before-reload@x.test');
+      const original = readFileSync(hourly.confPath, 'utf8');
+      appendFileSync(hourly.confPath, 'acct-prune-schedule "* * * * * *"\n');
+      tailer.reload(loadConfig(hourly.confPath));
+      await until(() => old('before-reload@x.test') === 0, 10_000, 'the prune on the reloaded schedule');
+
+      writeFileSync(hourly.confPath, `${original}acct-prune-schedule "every second"\n`);
+      assert.throws(
+        () => tailer.reload(loadConfig(hourly.confPath)),
+        (err) => isFreightError(err, 'TAILER_BAD_SCHEDULE'),
+      );
+      seed('after-bad-reload@x.test');
+      await until(() => old('after-bad-reload@x.test') === 0, 10_000, 'the prune on the schedule kept');
+    } finally {
+      await tailer.stop();
+      db.close();
+      hourly.close();
     }
   });
 });

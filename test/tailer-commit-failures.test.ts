@@ -1,9 +1,9 @@
 /**
  * The tailer when the accounting database says no. A row the database refuses (a trigger's RAISE) is
  * quarantined with its reason and the rows around it are committed, and the quarantine shows in
- * `freight show status`, /metrics and `freight acct quarantine`. A locked database holds the batch: the
- * offset stays, nothing more is read, stop() still returns, and once the lock goes every line is
- * written exactly once.
+ * `freight show status`, /metrics and `freight acct quarantine` (`acct import` does the same). A locked
+ * database holds the batch: the offset stays, nothing more is read, stop() still returns, and once the
+ * lock goes every line is written exactly once.
  */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type EngineProc, runEngineCli, startEngine } from '../bench/lib/engine-proc.js';
 import type { AcctStore } from '../sidecar/acct/store.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
+import { importLogs } from '../sidecar/tailer/import.js';
 import { until } from './engine-delivery-harness.js';
 import { type TailerWorld, tailerWorld } from './tailer-harness.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
@@ -128,6 +129,25 @@ describe('a row the database refuses', () => {
     } finally {
       await api?.stop();
       await engine?.kill('SIGTERM');
+    }
+  });
+});
+
+describe('acct import of a line the database refuses', () => {
+  it('quarantines that row as the import’s, imports the rest and counts both', async () => {
+    const w = await tailerWorld();
+    const store = w.open();
+    try {
+      store.db.exec(`CREATE TRIGGER poison BEFORE INSERT ON acct WHEN NEW.rcpt = 'poison@bad.test'
+        BEGIN SELECT RAISE(ABORT, 'poisoned row refused'); END;`);
+      w.deliver(['one@ok.test', 'poison@bad.test', 'two@ok.test']);
+      const r = await importLogs(store, [w.maillog], { timeZone: 'UTC', engine: null });
+      assert.deepEqual([r.inserted, r.quarantined], [2, 1]);
+      assert.equal(count(store, "SELECT count(*) n FROM acct WHERE rcpt LIKE '%@ok.test'"), 2);
+      assert.equal(count(store, "SELECT count(*) n FROM acct_quarantine WHERE source = 'import'"), 1);
+    } finally {
+      store.close();
+      w.close();
     }
   });
 });

@@ -64,11 +64,15 @@ export function stageOfCommand(command: string): SmtpStage | null {
 
 interface Unwrapped {
   text: string;
+  /** The status code the MTA's log line gives (Postfix/Sendmail `dsn=`), used when the reply has none. */
+  dsn: EnhancedCode | null;
   stage: SmtpStage | null;
   wrappers: string[];
   host: string | null;
 }
 
+/** A whole Postfix or Sendmail log line: `… dsn=5.1.1, status=bounced (…)` / `… dsn=5.1.1, stat=…`. */
+const LOG_LINE = /\bdsn=([245])\.(\d{1,3})\.(\d{1,3}), (?:status=\w+ \((.*)\)|stat=(.*))\s*$/;
 const POSTFIX_SAID =
   /(?:^|[\s:])host (\S+?)\[[^\]]*\](?::\d+)? (said|refused to talk to me):\s*(.*?)(?:\s*\(in reply to ([^)]*?) command\))?\.?\s*$/i;
 const POSTFIX_IN_REPLY = /\s*\(in reply to ([^)]*?) command\)\.?\s*$/i;
@@ -94,6 +98,13 @@ function unwrap(raw: string): Unwrapped {
   const wrappers: string[] = [];
   let stage: SmtpStage | null = null;
   let host: string | null = null;
+  let dsnCode: EnhancedCode | null = null;
+  const log = t.includes('dsn=') ? LOG_LINE.exec(t) : null;
+  if (log) {
+    wrappers.push(log[4] !== undefined ? 'postfix-log' : 'sendmail-log');
+    dsnCode = { cls: log[1]!, subject: log[2]!, detail: log[3]! };
+    t = (log[4] ?? log[5]!).trim();
+  }
   const dsn = /^(?:diagnostic-code:\s*)?(smtp|x-postfix|x-unix)\s*;\s*/i.exec(t);
   if (dsn) {
     wrappers.push('dsn');
@@ -156,7 +167,7 @@ function unwrap(raw: string): Unwrapped {
   }
   if (t.startsWith('#')) t = t.replace(/^#(?=\d{3}\s)/, '');
   if (t.endsWith('##')) t = t.replace(/\s*##$/, '');
-  return { text: t.trim(), stage, wrappers, host };
+  return { text: t.trim(), dsn: dsnCode, stage, wrappers, host };
 }
 
 /** Whitespace that is not single spaces (cheaper than a regex scan: most replies have none). */
@@ -231,6 +242,7 @@ export function parseReply(raw: string): ParsedReply {
   if (!enhanced) {
     const m = ENHANCED.exec(text);
     if (m) enhanced = { cls: m[1]!, subject: m[2]!, detail: m[3]! };
+    else enhanced = u.dsn;
   }
   return {
     text,

@@ -38,16 +38,16 @@ async function ask(argv: string[], build: (positionals: string[]) => ControlRequ
 }
 
 /** Quarantined rows in the accounting database: every writer's, not only the engine's own. */
-function acctQuarantined(config: FreightConfig): number | string {
+function acctQuarantined(config: FreightConfig): { quarantinedRows: number | null; error?: string } {
   try {
     const store = AcctStore.open(config.global.acctDb, { readonly: true });
     try {
-      return new AcctQuarantine(store.db).total();
+      return { quarantinedRows: new AcctQuarantine(store.db).total() };
     } finally {
       store.close();
     }
   } catch (err) {
-    return `unknown (${errorMessage(err)})`;
+    return { quarantinedRows: null, error: errorMessage(err) };
   }
 }
 
@@ -151,12 +151,12 @@ recipients, connections, delivery rate (messages/min over the last minute), mode
     });
     const what = parse(argv).positionals[0]!;
     if (what === 'status') {
-      const quarantined = acctQuarantined(config);
-      if (json) printJson({ ...(result as EngineStatusReport), acctDb: { quarantinedRows: quarantined } });
+      const acctDb = acctQuarantined(config);
+      if (json) printJson({ ...(result as EngineStatusReport), acctDb });
       else {
         const rows = statusRows(result as EngineStatusReport);
-        const value = typeof quarantined === 'number' ? `${quarantined} rows` : quarantined;
-        rows.push({ item: 'acct quarantine', value });
+        const n = acctDb.quarantinedRows;
+        rows.push({ item: 'acct quarantine', value: n === null ? `unknown (${acctDb.error})` : `${n} rows` });
         printRows(rows, { json: false });
       }
     } else if (json) printJson(result);

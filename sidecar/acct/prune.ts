@@ -180,7 +180,8 @@ export async function pruneAcct(
         return result;
       }
       let started = 0;
-      // Timed from inside BEGIN IMMEDIATE to after COMMIT: the time the lock was held, not waited for.
+      // Timed from inside BEGIN IMMEDIATE to after COMMIT: the time the lock was held, not waited for
+      // (plus any WAL checkpoint the commit runs after releasing it, which only makes slices smaller).
       const n = db
         .transaction(() => {
           started = performance.now();

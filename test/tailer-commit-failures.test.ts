@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type EngineProc, runEngineCli, startEngine } from '../bench/lib/engine-proc.js';
 import type { AcctStore } from '../sidecar/acct/store.js';
+import type { Logger } from '../sidecar/common/log.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
 import { importLogs } from '../sidecar/tailer/import.js';
 import { until } from './engine-delivery-harness.js';
@@ -20,6 +21,21 @@ import { httpCall } from './world/http.js';
 
 const count = (store: AcctStore, sql: string, ...args: unknown[]) =>
   (store.db.prepare(sql).get(...args) as { n: number }).n;
+
+/** A logger that counts the tailer's "commit failed" warnings: the moments it holds a refused batch. */
+function recorder(): { log: Logger; count: () => number } {
+  let n = 0;
+  const log: Logger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (msg) => {
+      if (msg.startsWith('accounting commit failed')) n++;
+    },
+    error: () => undefined,
+    child: () => log,
+  };
+  return { log, count: () => n };
+}
 
 const offset = (store: AcctStore) =>
   (store.db.prepare("SELECT offset FROM tailer_position WHERE name = 'maillog'").get() as { offset: number })
@@ -173,7 +189,8 @@ describe('a locked database', () => {
   const rcpts = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag}-${i}@ok.test`);
 
   it('holds the batch and the offset, reads nothing more, and writes every line once when released', async () => {
-    const opts = { pollMs: 20, commitMs: 20, busyTimeoutMs: 100 };
+    const refusals = recorder();
+    const opts = { pollMs: 20, commitMs: 20, busyTimeoutMs: 100, log: refusals.log };
     let tailer = await Tailer.start(w.config, opts);
     const lock = w.open();
     try {
@@ -183,7 +200,7 @@ describe('a locked database', () => {
 
       lock.db.exec('BEGIN IMMEDIATE');
       w.deliver(rcpts('locked', 10));
-      await sleep(600);
+      await until(() => refusals.count() > 0, 10_000, 'a refused commit');
       const linesRead = tailer.stats.lines;
       w.deliver(rcpts('behind', 2000));
       await sleep(600);
@@ -196,8 +213,9 @@ describe('a locked database', () => {
 
       // Stopping while locked: returns, commits nothing, and the next start reads those lines again.
       lock.db.exec('BEGIN IMMEDIATE');
+      const before = refusals.count();
       w.deliver(rcpts('at-stop', 5));
-      await sleep(300);
+      await until(() => refusals.count() > before, 10_000, 'a refused commit before stopping');
       const t0 = Date.now();
       await tailer.stop();
       assert.ok(

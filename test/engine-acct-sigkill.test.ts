@@ -49,6 +49,7 @@ describe('engine accounting across SIGKILL', () => {
     await engine.kill('SIGKILL');
 
     engine = await world.start();
+    await world.drained();
     await engine.kill('SIGTERM');
     assert.equal(acctCounts(world.acctDb, 'r').size, rcpts.length, 'one r row per recipient');
     const duplicates = assertAcctMatchesSink(world.acctDb, world.sink);

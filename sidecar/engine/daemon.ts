@@ -24,6 +24,9 @@ import { Spool } from './spool.js';
 
 const log = createLogger('engine');
 
+/** Longest one accounting batch waits for the store's write lock (ms). */
+const ACCT_BUSY_TIMEOUT_MS = 500;
+
 export function pidFilePath(runDir: string): string {
   return join(runDir, 'engine.pid');
 }
@@ -91,7 +94,9 @@ export class EngineDaemon {
     const g = config.global;
     const settings = engineSettings(config);
     this.pidFile = claimPidFile(g.runDir);
-    this.store = AcctStore.open(g.acctDb);
+    // A batch waiting on another process's lock blocks the event loop (SQLite is synchronous): wait
+    // briefly and let the writer's backoff retry, rather than stall intake and delivery for seconds.
+    this.store = AcctStore.open(g.acctDb, { busyTimeoutMs: ACCT_BUSY_TIMEOUT_MS });
     // Rows derive from spool journal records; the cursor says which ones the store already holds.
     this.acct = new AcctWriter(this.store, {
       source: 'engine',

@@ -86,7 +86,7 @@ test('MTA texts with no SMTP code are read by their words; hard only when final'
     ['all relevant MX records point to non-existent hosts', 'bad-domain', true],
     ["Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)", 'bad-domain', true],
     ['Network error on destination MXs', 'no-answer-from-host', false],
-    ['The recipient server did not accept our requests to connect.', 'bad-connection', false],
+    ['The recipient server did not accept our requests to connect.', 'no-answer-from-host', false],
     ['Deferred: Connection timed out with mx.example.com. host name lookup failure', 'routing-errors', false],
     [
       'lost connection with mx.example.com[192.0.2.1] while receiving the initial server greeting',

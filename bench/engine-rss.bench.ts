@@ -16,8 +16,8 @@ import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { BounceClassifier } from '../sidecar/classify/classifier.js';
 import { loadConfig } from '../sidecar/config/load.js';
-import { createScheduler } from '../sidecar/engine/scheduler.js';
-import { Spool } from '../sidecar/engine/spool.js';
+import { createScheduler } from '../sidecar/engine/schedule/scheduler.js';
+import { Spool } from '../sidecar/engine/spool/spool.js';
 import { SuppressionList } from '../sidecar/suppress/list.js';
 
 const { values } = parseArgs({

@@ -14,9 +14,9 @@ import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { loadConfig } from '../sidecar/config/load.js';
-import { Intake } from '../sidecar/engine/intake.js';
+import { Intake } from '../sidecar/engine/intake/listener.js';
 import { engineSettings } from '../sidecar/engine/settings.js';
-import { Spool } from '../sidecar/engine/spool.js';
+import { Spool } from '../sidecar/engine/spool/spool.js';
 import type { SchedulerPort } from '../sidecar/engine/types.js';
 import { freePort } from './world/ports.js';
 

@@ -12,7 +12,7 @@ import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-t
 import { type EngineProc, startEngine } from '../bench/lib/engine-proc.js';
 import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
 import { AcctStore } from '../sidecar/acct/store.js';
-import type { QueueInfo } from '../sidecar/engine/control-types.js';
+import type { QueueInfo } from '../sidecar/engine/control/protocol.js';
 import { TailerStore } from '../sidecar/tailer/offset-store.js';
 import { startDnsServer, type TestDns } from './world/dns.js';
 import { type FreightDaemon, startFreight } from './world/freight.js';

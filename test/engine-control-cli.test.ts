@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type EngineProc, runEngineCli, startEngine } from '../bench/lib/engine-proc.js';
 import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
-import type { EngineStatusReport, QueueInfo } from '../sidecar/engine/control-types.js';
+import type { EngineStatusReport, QueueInfo } from '../sidecar/engine/control/protocol.js';
 import { startDnsServer, type TestDns } from './world/dns.js';
 import { addr, freePort, testSubnet } from './world/ports.js';
 import { type Sink, startSink } from './world/sink.js';

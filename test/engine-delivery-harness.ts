@@ -14,8 +14,8 @@ import { AcctWriter } from '../sidecar/acct/writer.js';
 import { BounceClassifier } from '../sidecar/classify/classifier.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import type { FreightConfig } from '../sidecar/config/model.js';
-import type { BouncedRecipient } from '../sidecar/engine/outcome.js';
-import { createScheduler, type Scheduler, type SchedulerDeps } from '../sidecar/engine/scheduler.js';
+import type { BouncedRecipient } from '../sidecar/engine/deliver/outcome.js';
+import { createScheduler, type Scheduler, type SchedulerDeps } from '../sidecar/engine/schedule/scheduler.js';
 import type { RecipientUpdate, SpooledMessage, SpoolPort } from '../sidecar/engine/types.js';
 import { SuppressionList } from '../sidecar/suppress/list.js';
 import {

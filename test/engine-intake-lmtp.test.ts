@@ -11,9 +11,9 @@ import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { loadConfig } from '../sidecar/config/load.js';
-import { Intake } from '../sidecar/engine/intake.js';
+import { Intake } from '../sidecar/engine/intake/listener.js';
 import { type EngineSettings, engineSettings } from '../sidecar/engine/settings.js';
-import { Spool } from '../sidecar/engine/spool.js';
+import { Spool } from '../sidecar/engine/spool/spool.js';
 import type { SchedulerPort, SpooledMessage } from '../sidecar/engine/types.js';
 import { freePort } from './world/ports.js';
 

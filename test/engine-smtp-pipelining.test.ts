@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { OutboundSession } from '../sidecar/engine/session.js';
+import { OutboundSession } from '../sidecar/engine/deliver/session.js';
 
 interface Script {
   pipelining: boolean;

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type AcctEvent, eventRow, receivedRows } from '../sidecar/engine/acct-rows.js';
-import { Spool } from '../sidecar/engine/spool.js';
-import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool-entry.js';
+import { type AcctEvent, eventRow, receivedRows } from '../sidecar/engine/spool/acct-rows.js';
+import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool/entry.js';
+import { Spool } from '../sidecar/engine/spool/spool.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-spool-acct-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FsyncRunner } from '../sidecar/engine/spool-fsync.js';
+import { FsyncRunner } from '../sidecar/engine/spool/fsync.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-fsync-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

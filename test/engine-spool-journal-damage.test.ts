@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it, mock } from 'node:test';
 import type { Logger } from '../sidecar/common/log.js';
-import { Spool } from '../sidecar/engine/spool.js';
-import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool-entry.js';
-import { spoolFsync } from '../sidecar/engine/spool-fsync.js';
-import { SpoolJournal } from '../sidecar/engine/spool-journal.js';
+import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool/entry.js';
+import { spoolFsync } from '../sidecar/engine/spool/fsync.js';
+import { SpoolJournal } from '../sidecar/engine/spool/journal.js';
+import { Spool } from '../sidecar/engine/spool/spool.js';
 import { startWorld, until } from './engine-delivery-harness.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-journal-'));

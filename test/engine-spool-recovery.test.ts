@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Spool } from '../sidecar/engine/spool.js';
-import type { MessageDraft } from '../sidecar/engine/spool-entry.js';
+import type { MessageDraft } from '../sidecar/engine/spool/entry.js';
+import { Spool } from '../sidecar/engine/spool/spool.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-spool-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -3,9 +3,9 @@
  * hand) and `freight acct quarantine` (rows no writer could store, with the reason).
  */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail, printJson, printRows } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { errorMessage, FreightError } from '../common/errors.js';
+import { fail, printJson, printRows } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { GLOBAL_DIRECTIVES } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';

@@ -1,8 +1,8 @@
 /** `freight acct summary|list|export|trail` (DESIGN §6). `acct import` belongs to the tailer. */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail, printJson, printRows, type Row } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { errorMessage } from '../common/errors.js';
+import { fail, printJson, printRows, type Row } from '../common/output.js';
 import { DB_OPTIONS, openAcct, parseTimeArg } from './cli-db.js';
 import { jsonLine, PMTA_CSV_TYPES, pmtaCsvHeader, pmtaCsvLine } from './export.js';
 import {

@@ -1,10 +1,10 @@
 /** `freight api`: the management API and /metrics daemon. */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { runDaemon } from '../common/daemon.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { fail } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { ApiDaemon } from './daemon.js';
 

@@ -9,7 +9,7 @@
  * rate() treats as a counter reset).
  */
 import { type Metric, Registry } from 'prom-client';
-import type { EngineStatusReport, QueueInfo, VmtaInfo } from '../engine/control-types.js';
+import type { EngineStatusReport, QueueInfo, VmtaInfo } from '../engine/control/protocol.js';
 import type { PolicyStats } from '../policy/stats.js';
 import type { RampShare } from '../ramp/state.js';
 import type { Backends, TailerLag } from './clients.js';

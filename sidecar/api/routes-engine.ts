@@ -14,7 +14,7 @@ import type {
   QueueInfo,
   ScheduleResult,
   VmtaInfo,
-} from '../engine/control-types.js';
+} from '../engine/control/protocol.js';
 import { masterPid, reloadPostfix } from '../postfix/instance.js';
 import { postfixLayout } from '../postfix/layout.js';
 import { renderPostfix } from '../postfix/render.js';

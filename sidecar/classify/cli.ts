@@ -1,9 +1,9 @@
 /** `freight classify`: one SMTP reply per line on stdin → bounce category and hard/soft. */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail, printJson, printRows } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { errorMessage } from '../common/errors.js';
+import { fail, printJson, printRows } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { BounceClassifier, type Explanation, type OperatorRule } from './classifier.js';
 import { SMTP_STAGES, type SmtpStage } from './reply.js';

@@ -2,7 +2,7 @@
  * Every `freight` command, by the module that implements it. Modules load lazily so that a command only
  * pays for the dependencies it uses.
  */
-import type { Command } from './command.js';
+import type { Command } from '../common/command.js';
 
 export interface CommandModule {
   names: string[];

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
+import type { Command } from '../common/command.js';
 /** `freight`: one binary, a subcommand per daemon and tool (DESIGN §2, §6). */
 import { isFreightError } from '../common/errors.js';
-import type { Command } from './command.js';
 import { COMMAND_MODULES } from './commands.js';
 
 function words(argv: string[]): string[] {

@@ -1,8 +1,8 @@
 /** `freight config check [FILE]` and `freight config show [--domain D [--vmta V]] [--json]`. */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail, formatTable, printJson } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { errorMessage } from '../common/errors.js';
+import { fail, formatTable, printJson } from '../common/output.js';
 import { checkConfig, resolveConfigPath } from './load.js';
 import { domainSettingRows, globalSettingRows, type ShownSetting } from './show.js';
 

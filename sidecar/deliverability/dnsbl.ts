@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { createLogger } from '../common/log.js';
 import type { FreightConfig, HostPort } from '../config/model.js';
-import { createDnsResolver } from '../engine/dns-resolver.js';
+import { createDnsResolver } from '../dns/resolver.js';
 import type { Clock, CronHandle, CronStarter } from './clock.js';
 import { type DnsblZone, dnsblZones } from './config.js';
 import type { EventRecorder } from './events.js';

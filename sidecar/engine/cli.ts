@@ -6,18 +6,18 @@
 import { parseArgs } from 'node:util';
 import { AcctQuarantine } from '../acct/quarantine.js';
 import { AcctStore } from '../acct/store.js';
-import type { Command } from '../cli/command.js';
-import { fail, printJson, printRows, type Row } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { errorMessage } from '../common/errors.js';
+import { fail, printJson, printRows, type Row } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
-import { controlRequest } from './control.js';
 import type {
   ControlRequest,
   EngineStatusReport,
   QueueActionResult,
   ScheduleResult,
-} from './control-types.js';
+} from './control/protocol.js';
+import { controlRequest } from './control/server.js';
 
 function parse(argv: string[]) {
   return parseArgs({

@@ -14,13 +14,13 @@ import { createLogger } from '../common/log.js';
 import { loadConfig } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
 import { SuppressionList } from '../suppress/list.js';
-import { ControlServer } from './control.js';
-import type { ControlRequest, EngineStatusReport } from './control-types.js';
-import { DsnSender } from './dsn-sender.js';
-import { Intake } from './intake.js';
-import { createScheduler, type Scheduler } from './scheduler.js';
+import type { ControlRequest, EngineStatusReport } from './control/protocol.js';
+import { ControlServer } from './control/server.js';
+import { DsnSender } from './dsn/sender.js';
+import { Intake } from './intake/listener.js';
+import { createScheduler, type Scheduler } from './schedule/scheduler.js';
 import { engineSettings } from './settings.js';
-import { Spool } from './spool.js';
+import { Spool } from './spool/spool.js';
 
 const log = createLogger('engine');
 

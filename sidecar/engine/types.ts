@@ -1,4 +1,4 @@
-import type { AcctEvent } from './acct-rows.js';
+import type { AcctEvent } from './spool/acct-rows.js';
 
 /**
  * The contract between the engine's intake/spool half and its delivery half (engine → queue → session).

@@ -1,9 +1,9 @@
 /** `freight policy` (the daemon) and `freight policy stats`. */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { formatTable, printJson } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { runDaemon } from '../common/daemon.js';
 import { createLogger } from '../common/log.js';
+import { formatTable, printJson } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { type PolicyDaemon, startPolicyDaemon } from './daemon.js';
 import { fetchStats, type PolicyStats } from './stats.js';

@@ -1,7 +1,7 @@
 /** `freight postfix render | check`. */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail } from '../cli/output.js';
+import type { Command } from '../common/command.js';
+import { fail } from '../common/output.js';
 import { checkConfig, resolveConfigPath } from '../config/load.js';
 import { checkPostfix } from './instance.js';
 import { renderPostfix } from './render.js';

@@ -2,11 +2,11 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail, printJson, printRows } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { runDaemon } from '../common/daemon.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { fail, printJson, printRows } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
 import { postfixLayout } from '../postfix/layout.js';

@@ -1,8 +1,8 @@
 /** `freight up | down | reload`. */
 import { parseArgs } from 'node:util';
-import type { Command } from '../cli/command.js';
-import { fail } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { pidFilePath, readLivePid } from '../common/daemon.js';
+import { fail } from '../common/output.js';
 import { checkConfig, resolveConfigPath } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
 import { masterPid, reloadPostfix, stopPostfix } from '../postfix/instance.js';

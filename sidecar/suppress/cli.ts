@@ -1,9 +1,9 @@
 /** `freight suppress add|remove|list|check` (DESIGN §6). */
 import { parseArgs } from 'node:util';
 import { DB_OPTIONS, openAcct } from '../acct/cli-db.js';
-import type { Command } from '../cli/command.js';
-import { fail, printJson, printRows } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { errorMessage } from '../common/errors.js';
+import { fail, printJson, printRows } from '../common/output.js';
 import { parseDuration } from '../config/units.js';
 import { type SuppressionEntry, SuppressionList, type SuppressionSource } from './list.js';
 

@@ -1,11 +1,11 @@
 /** `freight tailer` (the maillog daemon) and `freight acct import FILE…` (historical logs). */
 import { parseArgs } from 'node:util';
 import { AcctStore } from '../acct/store.js';
-import type { Command } from '../cli/command.js';
-import { fail, printJson } from '../cli/output.js';
+import type { Command } from '../common/command.js';
 import { runDaemon } from '../common/daemon.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
+import { fail, printJson } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
 import { operatorRules, Tailer } from './daemon.js';

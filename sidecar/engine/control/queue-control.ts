@@ -7,6 +7,10 @@
  * flag, even under a domain pause (its mail flows again; the domain's other queues stay paused);
  * `resume(domain)` clears every flag of the domain.
  */
+
+import type { EngineDeliverability } from '../schedule/deliverability.js';
+import type { DeliveryQueue } from '../schedule/queue.js';
+import { DEFAULT_VMTA, type Router } from '../schedule/routing.js';
 import type {
   DeliveryStatus,
   DomainInfo,
@@ -15,11 +19,8 @@ import type {
   QueueInfo,
   ScheduleResult,
   VmtaInfo,
-} from './control-types.js';
-import type { EngineDeliverability } from './deliverability.js';
-import type { DeliveryQueue } from './queue.js';
+} from './protocol.js';
 import { deliveryStatus, domainInfos, queueInfo, vmtaInfos } from './queue-report.js';
-import { DEFAULT_VMTA, type Router } from './routing.js';
 
 export interface QueueControl extends EngineControl {
   /** Whether a queue created now starts paused. */

@@ -2,8 +2,9 @@
  * Read-only views of the scheduler's queues for the control channel (`freight show queues|domains|
  * vmtas|status`). Computed on request by walking the queues, never the recipients.
  */
-import type { DeliveryStatus, DomainInfo, QueueInfo, VmtaInfo } from './control-types.js';
-import type { DeliveryQueue } from './queue.js';
+
+import type { DeliveryQueue } from '../schedule/queue.js';
+import type { DeliveryStatus, DomainInfo, QueueInfo, VmtaInfo } from './protocol.js';
 
 export function queueInfo(q: DeliveryQueue, paused: boolean, now: number): QueueInfo {
   return {

@@ -1,15 +1,15 @@
 /**
  * The running engine's control channel: a unix socket `<run-dir>/engine.sock`, one JSON request per line
- * and one JSON response per line (control-types.ts). `freight show|pause|resume|schedule` are its
+ * and one JSON response per line (control/protocol.ts). `freight show|pause|resume|schedule` are its
  * clients. The socket is created mode 0600-ish by the umask of the engine's user; only that user (and
  * root) may steer the engine.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { errorMessage, FreightError, isFreightError } from '../common/errors.js';
-import { createLogger, type Logger } from '../common/log.js';
-import type { ControlRequest, ControlResponse } from './control-types.js';
+import { errorMessage, FreightError, isFreightError } from '../../common/errors.js';
+import { createLogger, type Logger } from '../../common/log.js';
+import type { ControlRequest, ControlResponse } from './protocol.js';
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
 

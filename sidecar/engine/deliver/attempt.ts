@@ -6,19 +6,19 @@
  * attempt may start; this module decides what its result means.
  */
 import { Readable } from 'node:stream';
-import { errorMessage, isFreightError } from '../common/errors.js';
-import { createLogger } from '../common/log.js';
-import type { FreightConfig } from '../config/model.js';
-import type { ReplyActions } from '../deliverability/reactor.js';
-import type { WarmupOutcome } from '../deliverability/warmup.js';
-import { dkimRequestFor } from '../dkim/signer.js';
+import { errorMessage, isFreightError } from '../../common/errors.js';
+import { createLogger } from '../../common/log.js';
+import type { FreightConfig } from '../../config/model.js';
+import type { ReplyActions } from '../../deliverability/reactor.js';
+import type { WarmupOutcome } from '../../deliverability/warmup.js';
+import { dkimRequestFor } from '../../dkim/signer.js';
+import type { DnsResolver } from '../../dns/resolver.js';
+import type { EngineDeliverability } from '../schedule/deliverability.js';
+import type { DeliveryQueue, Job } from '../schedule/queue.js';
+import type { SpooledMessage } from '../types.js';
 import { connect, type SessionTimeouts } from './connector.js';
-import type { EngineDeliverability } from './deliverability.js';
-import type { DnsResolver } from './dns-resolver.js';
 import { AttemptOutcome, type AttemptPlace, type OutcomePorts } from './outcome.js';
-import type { DeliveryQueue, Job } from './queue.js';
 import type { OutboundSession, RcptReply } from './session.js';
-import type { SpooledMessage } from './types.js';
 
 const log = createLogger('engine/attempt');
 

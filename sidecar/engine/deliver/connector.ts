@@ -4,10 +4,10 @@
  * next; a 421 greeting does so only when smtp-421-means-mx-unavailable says so.
  */
 import { isIP } from 'node:net';
-import type { DomainSettings } from '../config/model.js';
-import type { DnsResolver } from './dns-resolver.js';
+import type { DomainSettings } from '../../config/model.js';
+import type { DnsResolver } from '../../dns/resolver.js';
+import type { Route } from '../schedule/routing.js';
 import { planMx } from './mx.js';
-import type { Route } from './routing.js';
 import { OutboundSession, SessionOpenError, type SessionOptions } from './session.js';
 
 export interface SessionTimeouts {

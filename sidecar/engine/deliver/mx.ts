@@ -4,7 +4,7 @@
  * or no mail host at all as permanent or temporary per bounce-upon-no-mx, resolver trouble as temporary.
  */
 import { isIP } from 'node:net';
-import type { DnsResolver, LookupResult, MxRecord } from './dns-resolver.js';
+import type { DnsResolver, LookupResult, MxRecord } from '../../dns/resolver.js';
 
 export interface MxHost {
   /** MX host name ('' for an IP literal next hop). */

@@ -4,14 +4,14 @@
  * final failures, and removal of the message from the spool once every recipient is final.
  */
 
-import { type AcctRecord, type BounceCategory, HARD_CATEGORIES } from '../acct/record.js';
-import { errorMessage } from '../common/errors.js';
-import { createLogger } from '../common/log.js';
-import { type AcctEvent, type AttemptPlace, eventRow } from './acct-rows.js';
-import { FAULTS, faultPoint } from './fault-inject.js';
-import type { RecipientUpdate, SpooledMessage, SpoolPort } from './types.js';
+import { type AcctRecord, type BounceCategory, HARD_CATEGORIES } from '../../acct/record.js';
+import { errorMessage } from '../../common/errors.js';
+import { createLogger } from '../../common/log.js';
+import { FAULTS, faultPoint } from '../fault-inject.js';
+import { type AcctEvent, type AttemptPlace, eventRow } from '../spool/acct-rows.js';
+import type { RecipientUpdate, SpooledMessage, SpoolPort } from '../types.js';
 
-export type { AttemptPlace } from './acct-rows.js';
+export type { AttemptPlace } from '../spool/acct-rows.js';
 
 const log = createLogger('engine/outcome');
 

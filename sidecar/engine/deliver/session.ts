@@ -8,7 +8,7 @@
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import { errorMessage } from '../common/errors.js';
+import { errorMessage } from '../../common/errors.js';
 import { coalesceWrites } from './coalesce-writes.js';
 import { PipeliningSMTPConnection } from './smtp-pipelining.js';
 

@@ -1,6 +1,6 @@
 /**
  * Sends failure DSNs through Postfix (its smtpd at `postfix-listener`), so Postfix's own queue, retries
- * and routing carry them. A DSN is first written durably to the outbox (dsn-outbox.ts) and only then is
+ * and routing carry them. A DSN is first written durably to the outbox (dsn/outbox.ts) and only then is
  * the bounce marked done in the spool journal; the original message is kept until then. A crash
  * therefore never loses a DSN (at worst one is sent twice).
  *
@@ -11,16 +11,16 @@
  * permanent refusal by Postfix (5xx) ends a DSN: logged and counted, since a DSN has nowhere to bounce to.
  */
 import nodemailer from 'nodemailer';
-import { errorMessage, isFreightError } from '../common/errors.js';
-import { createLogger, type Logger } from '../common/log.js';
-import type { HostPort } from '../config/model.js';
-import type { DsnStatus } from './control-types.js';
-import { composeDsn, type DsnRecipient, headerBlock, statusFromDiag, wantsFailureDsn } from './dsn.js';
-import { DsnOutbox } from './dsn-outbox.js';
-import type { BouncedRecipient, DsnSink } from './outcome.js';
-import type { Spool } from './spool.js';
-import type { SpoolEntry } from './spool-entry.js';
-import type { SpooledMessage } from './types.js';
+import { errorMessage, isFreightError } from '../../common/errors.js';
+import { createLogger, type Logger } from '../../common/log.js';
+import type { HostPort } from '../../config/model.js';
+import type { DsnStatus } from '../control/protocol.js';
+import type { BouncedRecipient, DsnSink } from '../deliver/outcome.js';
+import type { SpoolEntry } from '../spool/entry.js';
+import type { Spool } from '../spool/spool.js';
+import type { SpooledMessage } from '../types.js';
+import { composeDsn, type DsnRecipient, headerBlock, statusFromDiag, wantsFailureDsn } from './compose.js';
+import { DsnOutbox } from './outbox.js';
 
 export interface DsnSenderOptions {
   spool: Spool;

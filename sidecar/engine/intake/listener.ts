@@ -12,20 +12,20 @@ import {
   type SMTPServerOptions,
   type SMTPServerSession,
 } from 'smtp-server';
-import type { AcctWriter } from '../acct/writer.js';
-import { errorMessage } from '../common/errors.js';
-import { createLogger, type Logger } from '../common/log.js';
-import type { FreightConfig, SourceBlock } from '../config/model.js';
-import { receivedRows } from './acct-rows.js';
-import { coalesceWrites } from './coalesce-writes.js';
-import type { IntakeStatus } from './control-types.js';
-import { FAULTS, faultPoint } from './fault-inject.js';
-import { processHeaders, receivedHeader } from './intake-headers.js';
-import type { EngineSettings } from './settings.js';
+import type { AcctWriter } from '../../acct/writer.js';
+import { errorMessage } from '../../common/errors.js';
+import { createLogger, type Logger } from '../../common/log.js';
+import type { FreightConfig, SourceBlock } from '../../config/model.js';
+import type { IntakeStatus } from '../control/protocol.js';
+import { coalesceWrites } from '../deliver/coalesce-writes.js';
+import { FAULTS, faultPoint } from '../fault-inject.js';
+import type { EngineSettings } from '../settings.js';
+import { receivedRows } from '../spool/acct-rows.js';
+import type { SpoolEntry } from '../spool/entry.js';
+import type { Spool } from '../spool/spool.js';
+import type { SchedulerPort } from '../types.js';
+import { processHeaders, receivedHeader } from './headers.js';
 import { normalizeIp, SourceAcl } from './source-acl.js';
-import type { Spool } from './spool.js';
-import type { SpoolEntry } from './spool-entry.js';
-import type { SchedulerPort } from './types.js';
 
 export interface IntakeDeps {
   config: FreightConfig;

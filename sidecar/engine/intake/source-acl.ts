@@ -3,8 +3,8 @@
  * whether it may relay and how its headers are processed (PowerMTA's rule).
  */
 import net from 'node:net';
-import { FreightError } from '../common/errors.js';
-import type { SourceBlock } from '../config/model.js';
+import { FreightError } from '../../common/errors.js';
+import type { SourceBlock } from '../../config/model.js';
 
 interface Compiled {
   block: SourceBlock;

@@ -4,17 +4,17 @@
  * config, reloaded with it and stopped with the engine. The scheduler asks it which limits are in force,
  * whether a (vmta, domain) may send now, and feeds it every reply and outcome.
  */
-import type { AcctRecord } from '../acct/record.js';
-import { createLogger } from '../common/log.js';
-import type { DomainSettings, FreightConfig } from '../config/model.js';
-import { type Clock, type CronStarter, nodeCronStarter, systemClock } from '../deliverability/clock.js';
-import { warmupPlans } from '../deliverability/config.js';
-import { type DnsblLookup, DnsblWatch, resolverLookup } from '../deliverability/dnsbl.js';
-import { type DeliverabilityEvent, EventRecorder } from '../deliverability/events.js';
-import { DeliverabilityReactor, type EffectiveSettings } from '../deliverability/reactor.js';
-import { WarmupTracker } from '../deliverability/warmup.js';
-import { loadDomainKeys } from '../dkim/keys.js';
-import { DkimSigner } from '../dkim/signer.js';
+import type { AcctRecord } from '../../acct/record.js';
+import { createLogger } from '../../common/log.js';
+import type { DomainSettings, FreightConfig } from '../../config/model.js';
+import { type Clock, type CronStarter, nodeCronStarter, systemClock } from '../../deliverability/clock.js';
+import { warmupPlans } from '../../deliverability/config.js';
+import { type DnsblLookup, DnsblWatch, resolverLookup } from '../../deliverability/dnsbl.js';
+import { type DeliverabilityEvent, EventRecorder } from '../../deliverability/events.js';
+import { DeliverabilityReactor, type EffectiveSettings } from '../../deliverability/reactor.js';
+import { WarmupTracker } from '../../deliverability/warmup.js';
+import { loadDomainKeys } from '../../dkim/keys.js';
+import { DkimSigner } from '../../dkim/signer.js';
 
 const log = createLogger('engine/deliverability');
 

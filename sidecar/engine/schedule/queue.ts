@@ -4,11 +4,11 @@
  * and a retry min-heap keyed by due time, its open sessions, its throttles and counters. Every
  * operation is O(1) or O(log n) in the queue's size; nothing scans all recipients.
  */
-import type { DomainSettings, Rate } from '../config/model.js';
+import type { DomainSettings, Rate } from '../../config/model.js';
+import type { OutboundSession } from '../deliver/session.js';
+import type { SpooledMessage } from '../types.js';
 import type { Route } from './routing.js';
-import type { OutboundSession } from './session.js';
 import { PacedRate, RateMeter } from './throttle.js';
-import type { SpooledMessage } from './types.js';
 
 export interface Job {
   msg: SpooledMessage;

@@ -3,8 +3,8 @@
  * allowed X-Virtual-MTA request first, then the domain's virtual-mta, then its virtual-mta-pool used
  * round-robin) → the (domain or mx-rollup, vmta) queue key and the settings that govern it.
  */
-import { createLogger } from '../common/log.js';
-import type { DomainSettings, FreightConfig } from '../config/model.js';
+import { createLogger } from '../../common/log.js';
+import type { DomainSettings, FreightConfig } from '../../config/model.js';
 
 const log = createLogger('engine/routing');
 

@@ -7,20 +7,20 @@
  * over a warm-up cap: such work goes to another member of its pool, or waits. Implements EngineControl;
  * what one attempt does with its replies is attempt.ts.
  */
-import { errorMessage } from '../common/errors.js';
-import { createLogger } from '../common/log.js';
-import type { DomainSettings, FreightConfig } from '../config/model.js';
-import type { DeliverabilityEvent } from '../deliverability/events.js';
-import { createAttempts } from './attempt.js';
-import { DEFAULT_TIMEOUTS, type SessionTimeouts } from './connector.js';
-import type { EngineControl } from './control-types.js';
+import { errorMessage } from '../../common/errors.js';
+import { createLogger } from '../../common/log.js';
+import type { DomainSettings, FreightConfig } from '../../config/model.js';
+import type { DeliverabilityEvent } from '../../deliverability/events.js';
+import { createDnsResolver, type DnsResolver } from '../../dns/resolver.js';
+import type { EngineControl } from '../control/protocol.js';
+import { createQueueControl } from '../control/queue-control.js';
+import { createAttempts } from '../deliver/attempt.js';
+import { DEFAULT_TIMEOUTS, type SessionTimeouts } from '../deliver/connector.js';
+import { AttemptOutcome, type OutcomePorts } from '../deliver/outcome.js';
+import type { SchedulerPort, SpooledMessage } from '../types.js';
 import { type DeliverabilityOptions, EngineDeliverability } from './deliverability.js';
-import { createDnsResolver, type DnsResolver } from './dns-resolver.js';
-import { AttemptOutcome, type OutcomePorts } from './outcome.js';
 import { DeliveryQueue, type EffectiveLimits, type Job } from './queue.js';
-import { createQueueControl } from './queue-control.js';
 import { DEFAULT_VMTA, domainOf, type Route, Router, type VmtaChoice } from './routing.js';
-import type { SchedulerPort, SpooledMessage } from './types.js';
 
 const log = createLogger('engine/scheduler');
 

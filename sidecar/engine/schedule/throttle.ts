@@ -4,7 +4,7 @@
  * the remote holds over any window, not just over the configured period. A rate counter for
  * `freight show` keeps one-second buckets of the last minute.
  */
-import type { Rate } from '../config/model.js';
+import type { Rate } from '../../config/model.js';
 
 const CATCH_UP_MS = 100;
 

@@ -6,9 +6,9 @@
  * and dedupe keys as the live rows, so a row that did reach the store before the crash is not doubled.
  * Snapshot records carry no number: compaction only runs once the store has caught up.
  */
-import type { AcctRecord } from '../acct/record.js';
+import type { AcctRecord } from '../../acct/record.js';
 import { decodeEvent, eventRow, receivedRows } from './acct-rows.js';
-import type { SpoolEntry } from './spool-entry.js';
+import type { SpoolEntry } from './entry.js';
 
 export class SpoolAcctReplay {
   /** Highest record number seen (or the cursor): numbering goes on from here. */

@@ -5,8 +5,8 @@
  * committed, so a replayed row is identical to the live one — and its deterministic dedupe key makes
  * the second copy a no-op.
  */
-import type { AcctRecord, BounceCategory } from '../acct/record.js';
-import type { SpooledMessage } from './types.js';
+import type { AcctRecord, BounceCategory } from '../../acct/record.js';
+import type { SpooledMessage } from '../types.js';
 
 /** Where an attempt went: queue, vmta and (if a connection was made) the remote. */
 export interface AttemptPlace {

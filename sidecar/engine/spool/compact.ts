@@ -5,11 +5,11 @@
  * - data-segment compaction: copy the bodies of the few messages that keep a mostly dead data segment
  *   alive (long-deferred mail) to the current segment, so the old file can go.
  */
-import { errorMessage } from '../common/errors.js';
-import type { Logger } from '../common/log.js';
-import { encodeAdd, type SpoolEntry } from './spool-entry.js';
-import type { SpoolJournal } from './spool-journal.js';
-import type { BodyLocation, BodySegments } from './spool-segments.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { encodeAdd, type SpoolEntry } from './entry.js';
+import type { SpoolJournal } from './journal.js';
+import type { BodyLocation, BodySegments } from './segments.js';
 
 /** Snapshot `live` after rolling the journal; resolves when the snapshot is durable. */
 export async function compactJournal(

@@ -3,8 +3,8 @@
  * answer 4xx "disk nearly full" from memory before a write would fail.
  */
 import fs from 'node:fs';
-import { errorMessage } from '../common/errors.js';
-import type { Logger } from '../common/log.js';
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 
 export class SpoolDiskSpace {
   readonly minFreeBytes: number;

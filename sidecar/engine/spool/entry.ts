@@ -4,8 +4,9 @@
  * located by two small integers (data segment, offset), and repeated strings (sender, source IP, job,
  * vmta) interned so a large job shares one copy. Also the journal encoding of messages and updates.
  */
+
+import type { QueuedRecipient, RecipientState, RecipientUpdate, SpooledMessage } from '../types.js';
 import { encodeEvent, type IntakeSource } from './acct-rows.js';
-import type { QueuedRecipient, RecipientState, RecipientUpdate, SpooledMessage } from './types.js';
 
 const interned = new Map<string, string>();
 
@@ -72,7 +73,7 @@ export class SpoolEntry implements SpooledMessage {
   srcType: IntakeSource['srcType'] | null;
   helo: string | null;
   recipients: SpoolRecipient[];
-  /** Data segment holding the body (spool-segments.ts); LEGACY_BODY for a file of its own. */
+  /** Data segment holding the body (segments.ts); LEGACY_BODY for a file of its own. */
   seg: number;
   off: number;
 

@@ -8,7 +8,7 @@
  *   moves such a file aside once a snapshot holds the state it contributed.
  */
 import fs from 'node:fs';
-import type { Logger } from '../common/log.js';
+import type { Logger } from '../../common/log.js';
 
 /** Longer than any record the spool writes (an `A` record for thousands of recipients); beyond it a line is corrupt. */
 const MAX_LINE_BYTES = 16 * 1024 ** 2;

@@ -9,10 +9,10 @@
  */
 import fs from 'node:fs';
 import { basename, join } from 'node:path';
-import { FreightError } from '../common/errors.js';
-import type { Logger } from '../common/log.js';
-import { spoolFsync } from './spool-fsync.js';
-import { replayJournalFile } from './spool-journal-replay.js';
+import { FreightError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { spoolFsync } from './fsync.js';
+import { replayJournalFile } from './journal-replay.js';
 
 const pad = (n: number) => String(n).padStart(8, '0');
 const segName = (n: number) => `seg-${pad(n)}.log`;

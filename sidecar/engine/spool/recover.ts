@@ -7,10 +7,10 @@
  */
 import fs from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../common/log.js';
-import { decodeAdd, encodeRemove, LEGACY_BODY, type SpoolEntry } from './spool-entry.js';
-import { SpoolJournal } from './spool-journal.js';
-import type { BodySegments } from './spool-segments.js';
+import type { Logger } from '../../common/log.js';
+import { decodeAdd, encodeRemove, LEGACY_BODY, type SpoolEntry } from './entry.js';
+import { SpoolJournal } from './journal.js';
+import type { BodySegments } from './segments.js';
 
 export interface RecoveredSpool {
   journal: SpoolJournal;

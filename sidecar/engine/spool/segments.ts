@@ -12,9 +12,9 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
-import { errorMessage, FreightError } from '../common/errors.js';
-import type { Logger } from '../common/log.js';
-import { spoolFsync } from './spool-fsync.js';
+import { errorMessage, FreightError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { spoolFsync } from './fsync.js';
 
 const segName = (n: number) => `seg-${String(n).padStart(8, '0')}.dat`;
 const SEG_RE = /^seg-(\d{8})\.dat$/;

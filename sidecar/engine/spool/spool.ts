@@ -1,6 +1,6 @@
 /**
  * The engine's durable spool (issue 7 ★2). A message body is appended to the current data segment
- * (spool-segments.ts); its envelope and recipient states live in the journal (spool-journal.ts).
+ * (segments.ts); its envelope and recipient states live in the journal (journal.ts).
  * `accept()` resolves only after a commit round has made both durable; intake answers 250 after that.
  * Sessions share rounds (group commit): while one round is in flight, new messages gather for the next.
  *
@@ -14,15 +14,16 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { AcctRecord } from '../acct/record.js';
-import { errorMessage, FreightError } from '../common/errors.js';
-import { createLogger, type Logger } from '../common/log.js';
-import type { SpoolStatus } from './control-types.js';
-import { FAULTS, faultPoint } from './fault-inject.js';
-import { SpoolAcctReplay } from './spool-acct.js';
-import { BodyCache } from './spool-body-cache.js';
-import { type BodyMove, compactJournal, copySparseBodies } from './spool-compact.js';
-import { SpoolDiskSpace } from './spool-disk.js';
+import type { AcctRecord } from '../../acct/record.js';
+import { errorMessage, FreightError } from '../../common/errors.js';
+import { createLogger, type Logger } from '../../common/log.js';
+import type { SpoolStatus } from '../control/protocol.js';
+import { FAULTS, faultPoint } from '../fault-inject.js';
+import type { RecipientUpdate, SpooledMessage, SpoolPort } from '../types.js';
+import { SpoolAcctReplay } from './acct-replay.js';
+import { BodyCache } from './body-cache.js';
+import { type BodyMove, compactJournal, copySparseBodies } from './compact.js';
+import { SpoolDiskSpace } from './disk.js';
 import {
   encodeAdd,
   encodeDsnDone,
@@ -32,11 +33,10 @@ import {
   LEGACY_BODY,
   type MessageDraft,
   SpoolEntry,
-} from './spool-entry.js';
-import type { SpoolJournal } from './spool-journal.js';
-import { legacyBodyPath, recoverSpool } from './spool-recover.js';
-import { type BodyLocation, BodySegments } from './spool-segments.js';
-import type { RecipientUpdate, SpooledMessage, SpoolPort } from './types.js';
+} from './entry.js';
+import type { SpoolJournal } from './journal.js';
+import { legacyBodyPath, recoverSpool } from './recover.js';
+import { type BodyLocation, BodySegments } from './segments.js';
 
 export interface SpoolOptions {
   dir: string;
@@ -108,7 +108,7 @@ export class Spool implements SpoolPort {
   private writers: () => number = () => 1;
   /** Ends the current gathering wait early. */
   private gathered: (() => void) | null = null;
-  /** Accounting number of the newest numbered record (see spool-acct.ts). */
+  /** Accounting number of the newest numbered record (see spool/acct-replay.ts). */
   private acctSeq = 0;
   /** While a round's `A` records wait for their fsync, the number before them (their rows come later). */
   private acctHold: number | null = null;

@@ -73,6 +73,29 @@ test('the stage decides what a refusal is about: the caller knows it, else the w
   );
 });
 
+test('a code only the log line or DSN wrapper gives is weaker evidence than the reply text', () => {
+  const log =
+    'Dec  8 03:00:01 mx postfix/smtp[123]: 4ABC: to=<a@example.com>, relay=mx.example.com[192.0.2.1]:25, delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced';
+  assert.equal(
+    category(
+      `${log} (host mx.example.com[192.0.2.1] said: 552 Mailbox is full (in reply to RCPT TO command))`,
+    ),
+    'quota-issues',
+  );
+  assert.equal(
+    category(`${log} (host mx.example.com[192.0.2.1] said: 550 no such thing (in reply to RCPT TO command))`),
+    'bad-mailbox',
+  );
+  assert.equal(
+    category('failed,5.1.1 (bad destination mailbox address),smtp;554 Relay access denied'),
+    'relaying-issues',
+  );
+  assert.equal(
+    category('failed,5.1.1 (bad destination mailbox address),smtp;550 no such thing'),
+    'bad-mailbox',
+  );
+});
+
 test('MTA texts with no SMTP code are read by their words; hard only when final', () => {
   const expect: Array<[string, string, boolean]> = [
     ['status=expired, returned to sender', 'message-expired', false],

@@ -186,7 +186,7 @@ export class BounceClassifier {
       if (r.pattern.test(p.text)) return { category: r.category, rule: r.rule, final };
     const status = p.enhanced ? this.statusRule(p) : null;
     // A specific code stands against phrase rules of other categories unless they say they refine it.
-    const standing = status !== null && !status.generic ? status : null;
+    const standing = status !== null && !status.generic && !p.enhancedFromWrapper ? status : null;
     const phrase = this.firstPhrase(p, stage, standing, trace);
     let category: BounceCategory = 'other';
     let rule = 'default';

@@ -36,6 +36,11 @@ export interface ParsedReply {
   basic: number | null;
   /** Enhanced status code (e.g. 5.1.1), or null. */
   enhanced: EnhancedCode | null;
+  /**
+   * True when the enhanced code is not the remote reply's own but what a log line or DSN wrapper says
+   * (Postfix `dsn=`, Zoho's `failed,5.1.1 (…),smtp;553 …`): weaker evidence that phrases may override.
+   */
+  enhancedFromWrapper: boolean;
   /** Stage named by the wrapper (the caller's context overrides it), or null. */
   stage: SmtpStage | null;
   /** Wrappers recognised, outermost first (e.g. `postfix`, `exim`). */
@@ -239,16 +244,21 @@ export function parseReply(raw: string): ParsedReply {
     // The text before a late code stays: it often says more than the reply (Gmail's bounce texts).
     text = `${text.slice(0, at)}${code} ${dropRepeats(text.slice(at + code.length + 1), code, enh)}`.trim();
   }
+  let enhancedFromWrapper = false;
   if (!enhanced) {
-    const m = ENHANCED.exec(text);
-    if (m) enhanced = { cls: m[1]!, subject: m[2]!, detail: m[3]! };
+    const m = ENHANCED.exec(at === 0 ? text : text.slice(at));
+    const wrapped = m || at === 0 ? null : ENHANCED.exec(text.slice(0, at));
+    const found = m ?? wrapped;
+    if (found) enhanced = { cls: found[1]!, subject: found[2]!, detail: found[3]! };
     else enhanced = u.dsn;
+    enhancedFromWrapper = enhanced !== null && !m;
   }
   return {
     text,
     plain: stripAccents(text),
     basic,
     enhanced,
+    enhancedFromWrapper,
     stage: u.stage,
     wrappers: u.wrappers,
     host: u.host,

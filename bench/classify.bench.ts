@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
 import { readCorpusSide, readRegressionSet } from '../sidecar/classify/corpus.js';
@@ -20,8 +20,7 @@ import { packageRoot } from '../sidecar/common/paths.js';
 
 /** The last commit with the regex-list classifier (first regex wins, then status and reply codes). */
 const BASELINE = 'd3f2cf7';
-/** What the classifier imports from outside sidecar/classify. */
-const SHARED = ['sidecar/acct/record.ts', 'sidecar/common/errors.ts', 'sidecar/common/paths.ts'];
+const ENTRY = 'sidecar/classify/classifier.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' } } });
 const SECONDS = Number(values.seconds);
@@ -52,18 +51,30 @@ async function loadTranspiled(dir: string, sources: Map<string, string>, rules: 
   return mod.BounceClassifier.load();
 }
 
+/** `entry` and every module it imports by relative path, read through `read` (path → TypeScript). */
+function sourcesFrom(entry: string, read: (path: string) => string): Map<string, string> {
+  const out = new Map<string, string>();
+  const todo = [entry];
+  for (let path = todo.pop(); path !== undefined; path = todo.pop()) {
+    if (out.has(path)) continue;
+    const source = read(path);
+    out.set(path, source);
+    for (const m of source.matchAll(/from '(\.\.?\/[^']+)\.js'/g))
+      todo.push(posix.join(posix.dirname(path), `${m[1]}.ts`));
+  }
+  return out;
+}
+
 function currentSources(): Map<string, string> {
-  const files = ['classifier', 'phrases', 'reply', 'rules'].map((f) => `sidecar/classify/${f}.ts`);
-  return new Map([...files, ...SHARED].map((f) => [f, readFileSync(join(packageRoot, f), 'utf8')]));
+  return sourcesFrom(ENTRY, (f) => readFileSync(join(packageRoot, f), 'utf8'));
 }
 
 function baselineSources(dir: string): { sources: Map<string, string>; rules: string } {
   const show = (path: string) =>
     execFileSync('git', ['show', `${BASELINE}:${path}`], { cwd: packageRoot, encoding: 'utf8' });
-  const files = ['classifier', 'reply', 'rules'].map((f) => `sidecar/classify/${f}.ts`);
   const rules = join(dir, 'baseline-bounce-patterns.txt');
   writeFileSync(rules, show('data/bounce-patterns.txt'));
-  return { sources: new Map([...files, ...SHARED].map((f) => [f, show(f)])), rules };
+  return { sources: sourcesFrom(ENTRY, show), rules };
 }
 
 interface Measure {

@@ -94,26 +94,39 @@ const QMAIL = /Remote host said:\s*(.*)$/i;
 const LATE_CODE =
   /(?:^|[\s;:'"([=])([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)|(?:said|returned|reply|replied|response|error|reason|diagnostic-code|smtp)\s*(?:was|is)?[:;]?\s*['"]?([245]\d\d)[ -](?=[A-Za-z<#])/i;
 
+/** Any wrapper's marker, as the MTA writes it: most replies carry no wrapper and skip the wrapper regexes. */
+const ANY_WRAPPER =
+  /dsn=| said:|refused to talk|\(in reply to |connection with|conversation with|SMTP error from remote|>>> |Remote Server returned|\('|delivery attempts:|Remote host said:/;
+
 function unwrap(raw: string): Unwrapped {
   let t = raw.includes('\\n') ? raw.replace(/\\n/g, ' ') : raw;
   if (messySpace(t)) t = t.replace(/\s+/g, ' ');
-  t = t.trim();
-  // Each wrapper regex runs only when its marker (as the MTA writes it) occurs: most replies carry one
-  // wrapper or none.
-  const wrappers: string[] = [];
+  const u: Unwrapped = { text: t.trim(), dsn: null, stage: null, wrappers: [], host: null };
+  const dsn = /^(?:diagnostic-code:\s*)?(smtp|x-postfix|x-unix)\s*;\s*/i.exec(u.text);
+  if (dsn) {
+    u.wrappers.push('dsn');
+    u.text = u.text.slice(dsn[0].length);
+  }
+  if (ANY_WRAPPER.test(u.text)) unwrapMta(u);
+  if (u.text.startsWith('#')) u.text = u.text.replace(/^#(?=\d{3}\s)/, '');
+  if (u.text.endsWith('##')) u.text = u.text.replace(/\s*##$/, '');
+  u.text = u.text.trim();
+  return u;
+}
+
+/** Each wrapper regex runs only when its own marker occurs. */
+function unwrapMta(u: Unwrapped): void {
+  let t = u.text;
+  const wrappers = u.wrappers;
   let stage: SmtpStage | null = null;
   let host: string | null = null;
-  let dsnCode: EnhancedCode | null = null;
   const log = t.includes('dsn=') ? LOG_LINE.exec(t) : null;
   if (log) {
     wrappers.push(log[4] !== undefined ? 'postfix-log' : 'sendmail-log');
-    dsnCode = { cls: log[1]!, subject: log[2]!, detail: log[3]! };
+    u.dsn = { cls: log[1]!, subject: log[2]!, detail: log[3]! };
     t = (log[4] ?? log[5]!).trim();
-  }
-  const dsn = /^(?:diagnostic-code:\s*)?(smtp|x-postfix|x-unix)\s*;\s*/i.exec(t);
-  if (dsn) {
-    wrappers.push('dsn');
-    t = t.slice(dsn[0].length);
+    const dsn = /^(smtp|x-postfix|x-unix)\s*;\s*/i.exec(t);
+    if (dsn) t = t.slice(dsn[0].length);
   }
   const pf = t.includes(' said:') || t.includes('refused to talk') ? POSTFIX_SAID.exec(t) : null;
   if (pf) {
@@ -170,9 +183,9 @@ function unwrap(raw: string): Unwrapped {
     if (/sender was rejected/i.test(t)) stage = 'mail';
     t = qm[1]!;
   }
-  if (t.startsWith('#')) t = t.replace(/^#(?=\d{3}\s)/, '');
-  if (t.endsWith('##')) t = t.replace(/\s*##$/, '');
-  return { text: t.trim(), dsn: dsnCode, stage, wrappers, host };
+  u.text = t;
+  u.stage = stage;
+  u.host = host;
 }
 
 /** Whitespace that is not single spaces (cheaper than a regex scan: most replies have none). */

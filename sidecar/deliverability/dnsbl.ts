@@ -6,6 +6,7 @@
  * changes nothing. Every listing and delisting is recorded.
  */
 import { isIP } from 'node:net';
+import PQueue from 'p-queue';
 import { createLogger } from '../common/log.js';
 import type { FreightConfig, HostPort } from '../config/model.js';
 import { createDnsResolver } from '../dns/resolver.js';
@@ -15,6 +16,12 @@ import type { EventRecorder } from './events.js';
 import type { SourceIpState } from './source-ip-state.js';
 
 const log = createLogger('deliverability/dnsbl');
+
+/**
+ * Lookups in flight at once per check: a host with hundreds of source IPs must not burst that many
+ * queries at the resolver (and the list's rate limit) in one moment.
+ */
+export const DNSBL_LOOKUP_CONCURRENCY = 8;
 
 /** A-record lookup: the addresses, [] when the name does not exist, or null when the lookup failed. */
 export type DnsblLookup = (name: string) => Promise<string[] | null>;
@@ -100,7 +107,8 @@ export class DnsblWatch {
   async check(zoneName?: string): Promise<void> {
     for (const zone of this.zones) {
       if (zoneName !== undefined && zone.zone !== zoneName) continue;
-      await Promise.all((this.targets.get(zone.zone) ?? []).map((t) => this.checkOne(zone, t)));
+      const queue = new PQueue({ concurrency: DNSBL_LOOKUP_CONCURRENCY });
+      await queue.addAll((this.targets.get(zone.zone) ?? []).map((t) => () => this.checkOne(zone, t)));
     }
   }
 

@@ -67,6 +67,13 @@ function report(name: string, s: Score): void {
 
 test('corpus shape: ≥1,000 rows, ≥10 sources, ≤30% from one project, every category ≥20, every row sourced', () => {
   assert.ok(all.length >= 1000, `corpus has ${all.length} rows`);
+  const unsourced = all.filter((r) => !/^(?:https?:\/\/\S+|github:[^/\s]+\/[^/\s]+\/\S+)$/.test(r.source));
+  assert.deepEqual(
+    unsourced.filter((r) => r.side !== 'heldout').map((r) => r.reply),
+    [],
+    'rows without a URL or github: source',
+  );
+  assert.equal(unsourced.length, 0, `${unsourced.length} rows without a URL or github: source`);
   const sources = new Set(all.map((r) => r.source));
   assert.ok(sources.size >= 10, `${sources.size} sources`);
   const perProject = new Map<string, number>();

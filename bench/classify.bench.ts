@@ -1,5 +1,5 @@
 /**
- * Bounce classifier throughput (issue 15): every reply of the corpus (train, held-out and regression
+ * Bounce classifier throughput: every reply of the corpus (train, held-out and regression
  * sets; the engine and tailer classify every t, b and rb row) through `classify()` on one thread,
  * repeated until at least --seconds of work; prints classifications/s and the p99 time per reply. The
  * same run measures the regex-list classifier it replaced, its sources and rule file taken from git at

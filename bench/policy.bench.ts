@@ -1,5 +1,5 @@
 /**
- * Policy daemon benchmark (issue 6): one realistic request stream — full Postfix 3.7 RCPT requests from
+ * Policy daemon benchmark: one realistic request stream — full Postfix 3.7 RCPT requests from
  * 2,000 senders of 40 SASL tenants to 12 recipient domains, 1–5 recipients per message — replayed at
  * 50 concurrent connections against `freight policy` and against postfwd2 with an equivalent per-sender
  * rate rule, in the same run. Prints decisions/s and p50/p99 latency of both.
@@ -35,7 +35,10 @@ const { values } = parseArgs({
 });
 const TOTAL = Number(values.requests);
 const CONNECTIONS = Number(values.connections);
-/** Well above the ~600 RCPT/s a Postfix on this machine can accept (POSTFIX-NOTES), yet not saturating. */
+/**
+ * Above the rate at which a Postfix on this machine accepts RCPTs (its relay rate, which
+ * `engine-inject` measures, is lower still), yet not saturating the daemon.
+ */
 const PACED_RATE = Number(values.rate);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const POSTFWD = '/usr/sbin/postfwd2';

@@ -1,4 +1,4 @@
-/** `freight acct summary|list|export|trail` (DESIGN §6). `acct import` belongs to the tailer. */
+/** `freight acct summary|list|export|trail` (operator reports on SQLite). `acct import` belongs to the tailer. */
 import { parseArgs } from 'node:util';
 import type { Command } from '../common/command.js';
 import { errorMessage } from '../common/errors.js';

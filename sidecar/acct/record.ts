@@ -1,5 +1,6 @@
 /**
- * One accounting row per recipient event (PowerMTA's record types and field names, DESIGN §4).
+ * One accounting row per recipient event (PowerMTA's record types and field names,
+ * so PowerMTA accounting tooling reads the export unchanged).
  * Every writer (engine, tailer, policy daemon) produces these; the store persists them unchanged.
  */
 export type AcctType =

@@ -1,5 +1,5 @@
 /**
- * Versioned schema of the accounting database (DESIGN §4). Each migration runs once, in order, inside
+ * Versioned schema of the accounting database. Each migration runs once, in order, inside
  * one IMMEDIATE transaction; `PRAGMA user_version` records how far a database has come. Never edit a
  * shipped migration — append a new one.
  */

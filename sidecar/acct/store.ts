@@ -1,5 +1,5 @@
 /**
- * The accounting database handle (DESIGN §4): one SQLite file in WAL mode shared by the engine, tailer,
+ * The accounting database handle: one SQLite file in WAL mode shared by the engine, tailer,
  * policy daemon and CLI. Opening runs pending migrations; busy_timeout lets processes queue for the
  * single write lock instead of failing.
  */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import type { Command } from '../common/command.js';
-/** `freight`: one binary, a subcommand per daemon and tool (DESIGN §2, §6). */
+/** `freight`: one binary, a subcommand per daemon and tool, so each daemon can run as its own service. */
 import { isFreightError } from '../common/errors.js';
 import { COMMAND_MODULES } from './commands.js';
 

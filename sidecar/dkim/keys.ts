@@ -1,5 +1,5 @@
 /**
- * DKIM private keys from `domain-key selector,domain,path` (DESIGN §3): read once at load, their type
+ * DKIM private keys from `domain-key selector,domain,path`: read once at load, their type
  * (RSA or Ed25519) detected from the PEM itself, so the signer never touches the disk per message.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * Per-domain Postfix transports rendered from the `<domain>` blocks, so the Postfix path is paced per ISP
- * from the same settings as the engine (DESIGN §1):
+ * from the same settings as the engine, whichever path a domain takes:
  *
  * - a domain with `route-via postfix` gets its own transport, a clone of `smtp` in master.cf, with
  *   `<transport>_destination_concurrency_limit` = max-smtp-out and `<transport>_destination_rate_delay`

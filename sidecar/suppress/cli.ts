@@ -1,4 +1,4 @@
-/** `freight suppress add|remove|list|check` (DESIGN §6). */
+/** `freight suppress add|remove|list|check`, against the accounting database. */
 import { parseArgs } from 'node:util';
 import { DB_OPTIONS, openAcct } from '../acct/cli-db.js';
 import type { Command } from '../common/command.js';

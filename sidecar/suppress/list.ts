@@ -1,6 +1,6 @@
 /**
- * Suppression list (DESIGN §1, §5): addresses and domains Freight must not mail, from hard bounces,
- * complaints and manual adds. Stored in the accounting database; each process keeps an in-memory copy
+ * Suppression list, checked at RCPT by the policy daemon and before delivery by the engine: addresses
+ * and domains Freight must not mail, from hard bounces, complaints and manual adds. Stored in the accounting database; each process keeps an in-memory copy
  * for O(1) checks and `refresh()` applies other processes' changes from the change log that triggers
  * maintain (cheap: one PRAGMA when nothing changed).
  */

@@ -1,5 +1,5 @@
 /**
- * Accounting rows from Postfix log events (DESIGN §4, path=postfix): `d` sent, `t` deferred, `b` bounced
+ * Accounting rows from Postfix log events (path=postfix): `d` sent, `t` deferred, `b` bounced
  * or expired, `rj` rejected at smtpd/cleanup. A hand-off to the engine is a `d` row with
  * queue='freight-engine' (dlvType the transport protocol, dsnDiag the `250 … queued as <engine-id>` reply);
  * it carries the Postfix queue id and Message-ID that the engine also writes, so `acct trail` joins them.

@@ -82,7 +82,8 @@ export class PolicyPersistence {
 
   /**
    * Queue a rejection record; records go to the worker every 50 ms, or sooner in batches of
-   * RECORDS_PER_MESSAGE: copying a message blocks the main thread (500 records took 1–2 ms, 100 about 0.2).
+   * RECORDS_PER_MESSAGE: copying a message blocks the main thread for as long as its records take to
+   * clone (the `policy` benchmark's p99 shows what a larger batch costs).
    */
   recordRejection(rec: AcctRecord): void {
     if (this.closed) return;

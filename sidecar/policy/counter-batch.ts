@@ -10,7 +10,7 @@
  * BUCKETS + 1 slots as the window stores them (SlidingWindow.writeTo). `names` holds the limit name and
  * the key of every record, in order.
  */
-import type { KeyCounters, KeySnapshot } from './limiter.js';
+import type { KeyCounters, KeySnapshot } from './key-counters.js';
 import { BUCKETS, SlidingWindow } from './sliding-window.js';
 
 export interface CounterBatch {

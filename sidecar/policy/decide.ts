@@ -4,8 +4,9 @@
  * refused by one limit does not use up another. Everything here is memory-only and synchronous.
  */
 import type { AcctRecord } from '../acct/record.js';
+import type { KeyCounters } from './key-counters.js';
 import { limitKey } from './limit-key.js';
-import { addTo, type KeyCounters, type Limiter, overflowingWindow, removeFrom } from './limiter.js';
+import { addTo, type Limiter, overflowingWindow, removeFrom } from './limiter.js';
 import { describeWindows, type PolicyLimit, type PolicySettings } from './limits-config.js';
 import { addressDomain, type PolicyRequest } from './request.js';
 

@@ -3,30 +3,10 @@
  * counting are O(1) per limit; keys whose windows have emptied are swept, and changed keys are marked
  * dirty so that persistence copies only what changed.
  */
-import type { Rate } from '../config/model.js';
 import { type CounterBatch, encodeCounterBatch } from './counter-batch.js';
-import type { KeyOverride, PolicyLimit } from './limits-config.js';
+import type { KeyCounters, KeySnapshot } from './key-counters.js';
+import type { PolicyLimit } from './limits-config.js';
 import { SlidingWindow } from './sliding-window.js';
-
-export interface KeyCounters {
-  limit: PolicyLimit;
-  key: string;
-  rates: Rate[];
-  windows: SlidingWindow[];
-  override: KeyOverride | null;
-  /** Requests refused by this limit for this key (since the counters were first created). */
-  rejected: number;
-  lastRejectedAt: number;
-}
-
-/** Saved form of one key's counters (persistence and restart). */
-export interface KeySnapshot {
-  limit: string;
-  key: string;
-  rejected: number;
-  lastRejectedAt: number;
-  windows: Array<{ perMs: number; head: number; amounts: number[] }>;
-}
 
 export class LimitCounters {
   readonly keys = new Map<string, KeyCounters>();

@@ -11,7 +11,7 @@ import { AcctWriter } from '../acct/writer.js';
 import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { decodeCounterBatch } from './counter-batch.js';
-import type { KeySnapshot } from './limiter.js';
+import type { KeySnapshot } from './key-counters.js';
 import type { ToMain, ToWorker } from './persist.js';
 
 const log = createLogger('policy/persist');

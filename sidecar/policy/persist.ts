@@ -10,7 +10,7 @@ import type { AcctRecord } from '../acct/record.js';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { CounterBatch } from './counter-batch.js';
-import type { KeySnapshot } from './limiter.js';
+import type { KeySnapshot } from './key-counters.js';
 
 export type ToWorker =
   | { type: 'changes'; batch: CounterBatch }

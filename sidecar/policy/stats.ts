@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { errorMessage, FreightError } from '../common/errors.js';
 import { formatRate } from '../config/units.js';
 import type { DecisionTotals, StoreHealth } from './decide.js';
-import type { KeyCounters, Limiter } from './limiter.js';
+import type { KeyCounters } from './key-counters.js';
+import type { Limiter } from './limiter.js';
 import { describeWindows } from './limits-config.js';
 import type { ServerCounters } from './server.js';
 

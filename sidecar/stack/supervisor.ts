@@ -3,7 +3,6 @@
  * Postfix's master: restarts a daemon that dies (with backoff), stops everything on SIGTERM/SIGINT.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { COMMAND_MODULES } from '../cli/commands.js';
 import { claimPidFile } from '../common/daemon.js';
 import { createLogger } from '../common/log.js';
 import { recordStack } from '../common/stack-record.js';
@@ -16,14 +15,9 @@ const log = createLogger('up');
 /** Daemons in start order: the engine first so Postfix can hand off mail as soon as it starts. */
 export const DAEMONS = ['engine', 'policy', 'ramp', 'tailer', 'api'] as const;
 
-export function availableDaemons(): string[] {
-  const names = new Set(COMMAND_MODULES.flatMap((m) => m.names));
-  return DAEMONS.filter((d) => names.has(d));
-}
-
 const hp = (a: HostPort) => `${a.host}:${a.port}`;
 
-export function listenerTable(config: FreightConfig, daemons: string[]): Array<[string, string]> {
+export function listenerTable(config: FreightConfig, daemons: readonly string[]): Array<[string, string]> {
   const g = config.global;
   const rows: Array<[string, string]> = [
     ['postfix', `smtpd ${hp(g.postfixListener)}  (maillog ${g.maillog})`],
@@ -55,8 +49,7 @@ export async function runStack(configPath: string, config: FreightConfig): Promi
     log.warn('a Postfix instance from an earlier run is still up; restarting it', { dir: layout.configDir });
     await stopPostfix(commandDir, layout);
   }
-  const daemons = availableDaemons();
-  const children: Child[] = daemons.map((name) => ({ name, proc: null, restarts: 0, startedAt: 0 }));
+  const children: Child[] = DAEMONS.map((name) => ({ name, proc: null, restarts: 0, startedAt: 0 }));
   let stopping = false;
 
   const spawnChild = (c: Child) => {
@@ -95,7 +88,7 @@ export async function runStack(configPath: string, config: FreightConfig): Promi
   }
 
   process.stdout.write(`freight up (pid ${process.pid}), config ${configPath}\n`);
-  for (const [name, where] of listenerTable(config, daemons))
+  for (const [name, where] of listenerTable(config, DAEMONS))
     process.stdout.write(`  ${name.padEnd(8)} ${where}\n`);
   process.stdout.write('Ctrl-C or `freight down` stops everything.\n');
 

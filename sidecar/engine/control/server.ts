@@ -9,13 +9,10 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { errorMessage, FreightError, isFreightError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/log.js';
+import { controlSocketPath } from './client.js';
 import type { ControlRequest, ControlResponse } from './protocol.js';
 
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
-
-export function controlSocketPath(runDir: string): string {
-  return join(runDir, 'engine.sock');
-}
 
 const OPS = new Set(['status', 'queues', 'domains', 'vmtas', 'pause', 'resume', 'schedule', 'reload']);
 
@@ -98,41 +95,4 @@ export class ControlServer {
       fs.rmSync(this.path, { force: true });
     });
   }
-}
-
-/** One request to a running engine. Throws ENGINE_NOT_RUNNING when nothing listens on the socket. */
-export function controlRequest(runDir: string, req: ControlRequest, timeoutMs = 10_000): Promise<unknown> {
-  const path = controlSocketPath(runDir);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(path);
-    let buf = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new FreightError('ENGINE_CONTROL_TIMEOUT', `no answer from the engine on ${path}`));
-    }, timeoutMs);
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify(req)}\n`));
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const down = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
-      reject(
-        new FreightError(
-          down ? 'ENGINE_NOT_RUNNING' : 'ENGINE_CONTROL_FAILED',
-          down
-            ? `the engine is not running (no control socket at ${path})`
-            : `control socket ${path}: ${err.message}`,
-        ),
-      );
-    });
-    socket.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      socket.end();
-      const res = JSON.parse(buf.slice(0, nl)) as ControlResponse;
-      if (res.ok) resolve(res.result);
-      else reject(new FreightError(res.code, res.error));
-    });
-  });
 }

@@ -6,7 +6,6 @@
 import { isIP } from 'node:net';
 import type { DomainSettings } from '../../config/model.js';
 import type { DnsResolver } from '../../dns/resolver.js';
-import type { Route } from '../schedule/routing.js';
 import { planMx } from './mx.js';
 import { OutboundSession, SessionOpenError, type SessionOptions } from './session.js';
 
@@ -31,9 +30,15 @@ export type ConnectResult =
   /** No host could be reached (or DNS failed): defer. `reply` is the last remote refusal or a local one. */
   | { kind: 'temporary'; code: number; reply: string; remoteRefused: boolean };
 
+/** Where the connection comes from: the virtual MTA's source IP (null: the OS picks) and EHLO name. */
+export interface ConnectSource {
+  sourceIp: string | null;
+  ehlo: string;
+}
+
 export interface ConnectRequest {
   resolver: DnsResolver;
-  route: Route;
+  route: ConnectSource;
   settings: DomainSettings;
   mxDomain: string;
   port: number;

@@ -8,9 +8,6 @@
  * `resume(domain)` clears every flag of the domain.
  */
 
-import type { EngineDeliverability } from '../schedule/deliverability.js';
-import type { DeliveryQueue } from '../schedule/queue.js';
-import { DEFAULT_VMTA, type Router } from '../schedule/routing.js';
 import type {
   DeliveryStatus,
   DomainInfo,
@@ -19,23 +16,20 @@ import type {
   QueueInfo,
   ScheduleResult,
   VmtaInfo,
-} from './protocol.js';
+} from '../control/index.js';
+import type { DeliveryQueue } from './queue.js';
 import { deliveryStatus, domainInfos, queueInfo, vmtaInfos } from './queue-report.js';
+import { DEFAULT_VMTA } from './routing.js';
+import type { SchedulerState } from './state.js';
 
 export interface QueueControl extends EngineControl {
   /** Whether a queue created now starts paused. */
   pausedAtBirth(q: DeliveryQueue): boolean;
 }
 
-export function createQueueControl(ctx: {
-  queues: Map<string, DeliveryQueue>;
-  pump(q: DeliveryQueue): void;
-  now(): number;
-  router: Router;
-  deliv: EngineDeliverability;
-  queuedMessages(): number;
-}): QueueControl {
-  const { queues, pump, now, router, deliv } = ctx;
+export function createQueueControl(ctx: { st: SchedulerState; pump(q: DeliveryQueue): void }): QueueControl {
+  const { st, pump } = ctx;
+  const { queues, now, router, deliv } = st;
   const pausedDomains = new Set<string>();
   const pausedQueues = new Set<string>();
 
@@ -51,7 +45,7 @@ export function createQueueControl(ctx: {
 
   return {
     pausedAtBirth: (q) => pausedDomains.has(q.domain) || pausedQueues.has(q.key),
-    status: (): DeliveryStatus => deliveryStatus(queueInfos(), ctx.queuedMessages()),
+    status: (): DeliveryStatus => deliveryStatus(queueInfos(), st.messages.size),
     queues: queueInfos,
     domains: (): DomainInfo[] => domainInfos(queueInfos()),
     vmtas: (): VmtaInfo[] => {

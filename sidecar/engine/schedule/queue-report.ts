@@ -3,8 +3,8 @@
  * vmtas|status`). Computed on request by walking the queues, never the recipients.
  */
 
-import type { DeliveryQueue } from '../schedule/queue.js';
-import type { DeliveryStatus, DomainInfo, QueueInfo, VmtaInfo } from './protocol.js';
+import type { DeliveryStatus, DomainInfo, QueueInfo, VmtaInfo } from '../control/index.js';
+import type { DeliveryQueue } from './queue.js';
 
 export function queueInfo(q: DeliveryQueue, paused: boolean, now: number): QueueInfo {
   return {

@@ -26,6 +26,8 @@ export class PhraseSet {
   private readonly outPieces: Int32Array;
   /** For each piece: the terms (index into `terms`) it belongs to. */
   private readonly pieceTerms: number[][];
+  /** For each piece: the ids of the one-piece terms it is (found once, so they need no term marks). */
+  private readonly pieceSingles: number[][];
   private readonly terms: readonly LiteralTerm[];
   private readonly seen: Uint8Array;
   private readonly termSeen: Uint8Array;
@@ -47,6 +49,10 @@ export class PhraseSet {
       }
     });
     this.seen = new Uint8Array(pieceIndex.size);
+    this.pieceSingles = this.pieceTerms.map((list) =>
+      list.filter((ti) => terms[ti]!.pieces.length === 1).map((ti) => terms[ti]!.id),
+    );
+    this.pieceTerms = this.pieceTerms.map((list) => list.filter((ti) => terms[ti]!.pieces.length > 1));
     this.termSeen = new Uint8Array(terms.length);
     let classes = 1;
     for (const p of pieceIndex.keys())
@@ -144,21 +150,23 @@ export class PhraseSet {
     }
     const ids: number[] = [];
     if (found.length === 0) return ids;
-    const { termSeen, terms, pieceTerms } = this;
-    const touched: number[] = [];
+    const { termSeen, terms, pieceTerms, pieceSingles } = this;
+    let touched: number[] | null = null;
     let lower: string | null = null;
     for (const pi of found) {
       seen[pi] = 0;
-      for (const ti of pieceTerms[pi]!) {
+      for (const id of pieceSingles[pi]!) ids.push(id);
+      const multi = pieceTerms[pi]!;
+      for (let k = 0; k < multi.length; k++) {
+        const ti = multi[k]!;
         if (termSeen[ti] !== 0) continue;
         termSeen[ti] = 1;
-        touched.push(ti);
+        (touched ??= []).push(ti);
         const t = terms[ti]!;
-        if (t.pieces.length === 1) ids.push(t.id);
-        else if (inOrder((lower ??= text.toLowerCase()), t.pieces)) ids.push(t.id);
+        if (inOrder((lower ??= text.toLowerCase()), t.pieces)) ids.push(t.id);
       }
     }
-    for (const ti of touched) termSeen[ti] = 0;
+    if (touched) for (const ti of touched) termSeen[ti] = 0;
     return ids;
   }
 }

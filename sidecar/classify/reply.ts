@@ -91,6 +91,8 @@ const CISCO = /\('([245]\d\d)',\s*\[(.*)\]\)/;
 /** Cisco/IronPort DSN text: `5.1.0 - Unknown address error '550 …' (delivery attempts: 0)`. */
 const CISCO_QUOTED = /^[245]\.[\dx]\.\d+ - [A-Za-z ]+ error '(.*)'\s*\(delivery attempts: \d+\)$/i;
 const QMAIL = /Remote host said:\s*(.*)$/i;
+/** A three-digit number that could be a reply code: the late-code search runs only when one occurs. */
+const ANY_CODE = /[245]\d\d/;
 const LATE_CODE =
   /(?:^|[\s;:'"([=])([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)|(?:said|returned|reply|replied|response|error|reason|diagnostic-code|smtp)\s*(?:was|is)?[:;]?\s*['"]?([245]\d\d)[ -](?=[A-Za-z<#])/i;
 
@@ -241,7 +243,7 @@ export function parseReply(raw: string): ParsedReply {
   // Where the reply proper starts: at once, or where a wrapper that is not recognised puts the code.
   let at = 0;
   let head = HEAD.exec(text);
-  if (!head) {
+  if (!head && ANY_CODE.test(text)) {
     const late = LATE_CODE.exec(text);
     if (late) {
       at = late.index + late[0].indexOf(late[1] ?? late[3]!);

@@ -25,11 +25,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { startDnsServer } from '../test/world/dns.js';
+import { until } from '../test/world/index.js';
 import { addr, freePort, testSubnet } from '../test/world/ports.js';
 import { startTestPostfix } from '../test/world/postfix.js';
 import { buildSidecar } from './lib/build-sidecar.js';
 import { startEngine } from './lib/engine-proc.js';
-import { postfixRelayRate, smtpSource, waitUntil } from './lib/postfix-relay.js';
+import { postfixRelayRate, smtpSource } from './lib/postfix-relay.js';
 import { processCpu } from './lib/proc-cpu.js';
 
 const { values } = parseArgs({
@@ -139,13 +140,13 @@ try {
   const warm0 = processCpu(enginePid);
   if (WARMUP > 0) {
     await smtpSource({ ...engineLoad, messages: WARMUP });
-    await waitUntil(() => delivered() >= WARMUP, 600_000, `${WARMUP} warm-up deliveries`);
+    await until(() => delivered() >= WARMUP, 600_000, `${WARMUP} warm-up deliveries`, 100);
   }
   const cpu0 = processCpu(enginePid);
   const warmupCpu = cpu0.user + cpu0.system - warm0.user - warm0.system;
   const t0 = Date.now();
   await smtpSource({ ...engineLoad, messages: N });
-  await waitUntil(() => delivered() >= WARMUP + N, 600_000, `${N} engine deliveries`);
+  await until(() => delivered() >= WARMUP + N, 600_000, `${N} engine deliveries`, 100);
   acct.close();
   const engineMs = Date.now() - t0;
   const cpu1 = processCpu(enginePid);

@@ -13,6 +13,7 @@ import { loadConfig } from '../sidecar/config/load.js';
 import { RampState } from '../sidecar/ramp/state.js';
 import { type FreightDaemon, startFreight } from './world/freight.js';
 import { httpCall } from './world/http.js';
+import { until } from './world/index.js';
 import { addr, freePort, testSubnet } from './world/ports.js';
 import { writeFreightConf } from './world/postfix.js';
 
@@ -162,7 +163,12 @@ describe('freight api: access control and state-changing routes', () => {
     });
     assert.equal(text, conf);
     api.child.kill('SIGHUP');
-    await waitUntil(async () => (await call('GET', '/ramp', { from: other })).status === 401);
+    await until(
+      async () => (await call('GET', '/ramp', { from: other })).status === 401,
+      10_000,
+      'condition',
+      100,
+    );
 
     const denied = await call('GET', '/ramp', { from: other });
     assert.equal(denied.status, 401);
@@ -178,7 +184,12 @@ describe('freight api: access control and state-changing routes', () => {
       globals: { 'http-mgmt-listener': `127.0.0.1:${base.port}`, 'http-read-allow': `${allowed}/32` },
     });
     api.child.kill('SIGHUP');
-    await waitUntil(async () => (await call('POST', '/reload', { key: KEY })).status === 403);
+    await until(
+      async () => (await call('POST', '/reload', { key: KEY })).status === 403,
+      10_000,
+      'condition',
+      100,
+    );
     const r = await call('POST', '/reload', { key: KEY });
     assert.equal(r.json.error.code, 'API_KEY_NOT_CONFIGURED');
     const read = await call('GET', '/ramp', { from: other, key: KEY });
@@ -187,11 +198,3 @@ describe('freight api: access control and state-changing routes', () => {
     assert.equal((await call('GET', '/ramp', { from: allowed })).status, 200);
   });
 });
-
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

@@ -14,7 +14,8 @@ import type { Clock, CronStarter } from '../sidecar/deliverability/clock.js';
 import { ManualClock } from '../sidecar/deliverability/clock.js';
 import { reverseIp } from '../sidecar/deliverability/dnsbl.js';
 import { independentVerify, testResolver } from './dkim-verify.js';
-import { poolOfTwo, startWorld, until } from './engine-delivery-harness.js';
+import { poolOfTwo, startWorld } from './engine-delivery-harness.js';
+import { until } from './world/index.js';
 
 const DAY = 86_400_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

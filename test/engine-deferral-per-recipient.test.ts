@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { BounceClassifier } from '../sidecar/classify/classifier.js';
-import { startWorld, until, type World } from './engine-delivery-harness.js';
+import { startWorld, type World } from './engine-delivery-harness.js';
+import { until } from './world/index.js';
 
 const classifier = BounceClassifier.load();
 const category = (reply: string) => classifier.classify(reply).category;

@@ -198,12 +198,3 @@ export function poolOfTwo(ip: (n: number) => string): string {
   virtual-mta mta2
 </virtual-mta-pool>`;
 }
-
-/** Polls until `fn` holds (scheduler outcomes are asynchronous). */
-export async function until(fn: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!fn()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

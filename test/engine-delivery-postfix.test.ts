@@ -9,7 +9,6 @@ import { after, before, test } from 'node:test';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { EngineDaemon } from '../sidecar/engine/daemon.js';
-import { until } from './engine-delivery-harness.js';
 import {
   addr,
   freePort,
@@ -18,6 +17,7 @@ import {
   startSink,
   type TestDns,
   testSubnet,
+  until,
 } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { submit } from './world/smtp-client.js';

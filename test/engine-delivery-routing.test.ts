@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startWorld, until, type World } from './engine-delivery-harness.js';
+import { startWorld, type World } from './engine-delivery-harness.js';
+import { until } from './world/index.js';
 
 describe('engine delivery: routing and outcomes', () => {
   let w: World;

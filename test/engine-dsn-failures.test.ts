@@ -14,7 +14,7 @@ import type { Logger } from '../sidecar/common/log.js';
 import { DsnSender } from '../sidecar/engine/dsn/sender.js';
 import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool/entry.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
-import { until } from './engine-delivery-harness.js';
+import { until } from './world/index.js';
 import { addr, testSubnet } from './world/ports.js';
 import { type Sink, startSink } from './world/sink.js';
 

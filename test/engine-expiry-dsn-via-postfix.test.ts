@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
-import { until } from './engine-delivery-harness.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
 import {
   addr,
@@ -20,6 +19,7 @@ import {
   startSink,
   type TestDns,
   testSubnet,
+  until,
 } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { submit } from './world/smtp-client.js';

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startWorld, until, type World } from './engine-delivery-harness.js';
+import { startWorld, type World } from './engine-delivery-harness.js';
+import { until } from './world/index.js';
 
 describe('engine limits: rate, connections, reuse', () => {
   let w: World;

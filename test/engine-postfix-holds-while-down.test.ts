@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { AcctStore } from '../sidecar/acct/store.js';
-import { until } from './engine-delivery-harness.js';
 import { type FreightDaemon, startFreight } from './world/freight.js';
 import {
   addr,
@@ -18,6 +17,7 @@ import {
   startSink,
   type TestDns,
   testSubnet,
+  until,
 } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { submit } from './world/smtp-client.js';

@@ -15,7 +15,8 @@ import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool/entry.js'
 import { spoolFsync } from '../sidecar/engine/spool/fsync.js';
 import { SpoolJournal } from '../sidecar/engine/spool/journal.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
-import { startWorld, until } from './engine-delivery-harness.js';
+import { startWorld } from './engine-delivery-harness.js';
+import { until } from './world/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-journal-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

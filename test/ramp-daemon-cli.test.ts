@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { rampBucket, routesToEngine } from '../sidecar/ramp/hash.js';
-import { SocketmapClient, waitUntil } from './ramp-harness.js';
+import { SocketmapClient } from './ramp-harness.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { freePort } from './world/index.js';
+import { freePort, until } from './world/index.js';
 
 let dir: string;
 let conf: string;
@@ -130,7 +130,7 @@ test('malformed requests get a PERM reply; the server keeps serving', async () =
     assert.deepEqual(await a.lookup('*'), { status: 'NOTFOUND' }, 'same connection still usable');
     const broken = await b.raw('hello there\r\n');
     assert.equal(broken?.status, 'PERM');
-    await waitUntil('the broken connection to close', () => b.isClosed, 5000);
+    await until(() => b.isClosed, 5000, 'the broken connection to close', 200);
     const c = await SocketmapClient.connect('127.0.0.1', port);
     assert.deepEqual(await c.lookup('*'), { status: 'NOTFOUND' });
     c.close();

@@ -99,13 +99,5 @@ export function arrivalCounts(sink: Sink): Map<string, number> {
   return counts;
 }
 
-export async function waitUntil(what: string, predicate: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 export const recipients = (prefix: string, n: number, suffix = ''): string[] =>
   Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(5, '0')}${suffix}@example.com`);

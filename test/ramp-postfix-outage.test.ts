@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { arrivalCounts, recipients, submitBulk, waitUntil } from './ramp-harness.js';
+import { arrivalCounts, recipients, submitBulk } from './ramp-harness.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { addr, freePort, type Sink, startSink, testSubnet } from './world/index.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { submit } from './world/smtp-client.js';
 
@@ -67,20 +67,22 @@ test('ramp killed: Postfix refuses new mail with 451, holds queued mail, and del
   engineSink.setScript({ rcptTo: [{ match: /./, code: 450, message: '4.2.1 Try again later' }] });
   const rcpts = recipients('k', 200);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 50, parallel: 4 });
-  await waitUntil(
-    'every recipient deferred once',
+  await until(
     () => new Set(engineSink.refusals.map((r) => r.address)).size >= 200,
     60_000,
+    'every recipient deferred once',
+    200,
   );
 
   await ramp!.kill('SIGKILL');
   ramp = undefined;
   const failuresBefore = logCount(/status=deferred \(address resolver failure\)/);
   // Postfix keeps retrying and keeps deferring: no path is taken while the ramp cannot answer.
-  await waitUntil(
-    'retries deferred for the resolver failure',
+  await until(
     () => logCount(/status=deferred \(address resolver failure\)/) >= failuresBefore + 200,
     60_000,
+    'retries deferred for the resolver failure',
+    200,
   );
   await assert.rejects(
     submit({ host: postfix.host, port: postfix.port, from: 'sender@apps.test', to: 'late@example.com' }),
@@ -91,7 +93,7 @@ test('ramp killed: Postfix refuses new mail with 451, holds queued mail, and del
 
   engineSink.setScript({});
   await startRamp();
-  await waitUntil('all recipients on the engine path', () => arrivalCounts(engineSink).size >= 200, 60_000);
+  await until(() => arrivalCounts(engineSink).size >= 200, 60_000, 'all recipients on the engine path', 200);
   const engine = arrivalCounts(engineSink);
   assert.deepEqual([...engine.keys()].sort(), rcpts);
   for (const [r, n] of engine) assert.equal(n, 1, `${r} arrived ${n}×`);
@@ -103,10 +105,11 @@ test('ramp stalled (SIGSTOP): lookups wait, nothing is misrouted, mail flows whe
   engineSink.setScript({ rcptTo: [{ match: /./, code: 450, message: '4.2.1 Try again later' }] });
   const rcpts = recipients('s', 50);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 50, parallel: 1 });
-  await waitUntil(
-    'every recipient deferred once',
+  await until(
     () => rcpts.every((r) => engineSink.refusals.some((x) => x.address === r)),
     60_000,
+    'every recipient deferred once',
+    200,
   );
   const before = engineSink.arrivals.length;
 
@@ -123,10 +126,11 @@ test('ramp stalled (SIGSTOP): lookups wait, nothing is misrouted, mail flows whe
 
   engineSink.setScript({});
   ramp!.child.kill('SIGCONT');
-  await waitUntil(
-    'stalled mail delivered',
+  await until(
     () => rcpts.every((r) => arrivalCounts(engineSink).has(r)),
     90_000,
+    'stalled mail delivered',
+    200,
   );
   for (const r of rcpts) assert.equal(arrivalCounts(engineSink).get(r), 1);
   assert.equal(postfixSink.arrivals.length, 0);

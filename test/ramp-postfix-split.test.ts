@@ -8,9 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { arrivalCounts, recipients, submitBulk, waitUntil } from './ramp-harness.js';
+import { arrivalCounts, recipients, submitBulk } from './ramp-harness.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { addr, freePort, type Sink, startSink, testSubnet } from './world/index.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 
 let postfix: TestPostfix;
@@ -79,7 +79,7 @@ test('at 10 %, 10 % ± 2 % of 5,000 recipients take the engine path and all arri
   const rcpts = recipients('a', 5000);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 100, parallel: 5 });
   const arrived = () => arrivalCounts(engineSink).size + arrivalCounts(postfixSink).size;
-  await waitUntil('5,000 arrivals', () => arrived() >= 5000, 120_000);
+  await until(() => arrived() >= 5000, 120_000, '5,000 arrivals', 200);
 
   const engine = arrivalCounts(engineSink);
   const viaPostfix = arrivalCounts(postfixSink);
@@ -108,10 +108,11 @@ test('at 100 %, every new recipient takes the engine path', async () => {
   await ramp.waitFor(/share example\.com 100%/, 5000);
   const rcpts = recipients('b', 1000);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 100, parallel: 5 });
-  await waitUntil(
-    '1,000 engine arrivals',
+  await until(
     () => rcpts.every((r) => arrivalCounts(engineSink).has(r)),
     60_000,
+    '1,000 engine arrivals',
+    200,
   );
   assert.equal(postfixSink.arrivals.length, beforePostfix, 'nothing new on the Postfix path');
   assertNoDuplicates();
@@ -124,10 +125,11 @@ test('lowering to 0 % while the engine path defers moves the retried recipients 
   const deferred = recipients('c', 250, '-d');
   const rcpts = accepted.flatMap((a, i) => [a, deferred[i]!]);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 50, parallel: 5 });
-  await waitUntil(
-    'accepted recipients at the engine path',
+  await until(
     () => accepted.every((r) => arrivalCounts(engineSink).has(r)),
     60_000,
+    'accepted recipients at the engine path',
+    200,
   );
   const refusedTimes = () => {
     const n = new Map<string, number>();
@@ -136,13 +138,14 @@ test('lowering to 0 % while the engine path defers moves the retried recipients 
     return n;
   };
   // Sticky under retries: each deferred recipient came back to the engine path at least twice.
-  await waitUntil(
-    'two engine-path attempts per deferred recipient',
+  await until(
     () => {
       const n = refusedTimes();
       return deferred.every((r) => (n.get(r) ?? 0) >= 2);
     },
     60_000,
+    'two engine-path attempts per deferred recipient',
+    200,
   );
   assert.ok((await postfix.queueIds()).length > 0, 'deferred mail is in the Postfix queue');
 
@@ -152,10 +155,11 @@ test('lowering to 0 % while the engine path defers moves the retried recipients 
   // deferred once more and re-routed on its retry, and a recipient the ramp still sent there would never
   // reach the Postfix path, so the wait below would fail.
   const switchedAt = Date.now();
-  await waitUntil(
-    'deferred recipients at the Postfix path',
+  await until(
     () => deferred.every((r) => arrivalCounts(postfixSink).has(r)),
     60_000,
+    'deferred recipients at the Postfix path',
+    200,
   );
   for (let i = 0; i < 50 && (await postfix.queueIds()).length > 0; i++)
     await new Promise((r) => setTimeout(r, 200));

@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { arrivalCounts, recipients, submitBulk, waitUntil } from './ramp-harness.js';
+import { arrivalCounts, recipients, submitBulk } from './ramp-harness.js';
 import { startDnsServer, type TestDns } from './world/dns.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { addr, freePort, type Sink, startSink, testSubnet } from './world/index.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 
 const subnet = testSubnet();
@@ -87,10 +87,11 @@ test('10 % of 5,000 recipients go through the real engine, the rest through Post
   await setShare(10);
   const rcpts = recipients('a', 5000);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 100, parallel: 5 });
-  await waitUntil(
-    '5,000 arrivals',
+  await until(
     () => arrivalCounts(engineSink).size + arrivalCounts(postfixSink).size >= 5000,
     240_000,
+    '5,000 arrivals',
+    200,
   );
   const viaEngine = arrivalCounts(engineSink);
   const share = (100 * viaEngine.size) / rcpts.length;
@@ -108,7 +109,12 @@ test('at 100 %, every new recipient goes through the engine', async () => {
   await setShare(100);
   const rcpts = recipients('b', 500);
   await submitBulk(postfix.host, postfix.port, rcpts, { perMessage: 50, parallel: 5 });
-  await waitUntil('500 engine arrivals', () => rcpts.every((r) => arrivalCounts(engineSink).has(r)), 120_000);
+  await until(
+    () => rcpts.every((r) => arrivalCounts(engineSink).has(r)),
+    120_000,
+    '500 engine arrivals',
+    200,
+  );
   assert.equal(postfixSink.arrivals.length, before, 'nothing new on the Postfix path');
   assertOnePathEach();
 });
@@ -118,10 +124,11 @@ test('rollback to 0 % with retries on both paths: nothing lost, nothing twice, o
   engineSink.setScript({ rcptTo: [{ match: /^c\d+@/i, code: 450, message: '4.2.1 Try again later' }] });
   const inEngine = recipients('c', 200);
   await submitBulk(postfix.host, postfix.port, inEngine, { perMessage: 50, parallel: 4 });
-  await waitUntil(
-    'engine retrying every c recipient',
+  await until(
     () => inEngine.every((r) => engineSink.refusals.some((x) => x.address?.toLowerCase() === r)),
     120_000,
+    'engine retrying every c recipient',
+    200,
   );
   // Mail Postfix holds for the engine path: the engine is down, so Postfix defers the hand-off.
   await engine.stop();
@@ -132,12 +139,13 @@ test('rollback to 0 % with retries on both paths: nothing lost, nothing twice, o
   await setShare(0);
   engineSink.setScript({});
   await startEngine();
-  await waitUntil(
-    'all rollback recipients delivered',
+  await until(
     () =>
       inEngine.every((r) => arrivalCounts(engineSink).has(r)) &&
       inPostfix.every((r) => arrivalCounts(postfixSink).has(r)),
     180_000,
+    'all rollback recipients delivered',
+    200,
   );
   const viaEngine = arrivalCounts(engineSink);
   const viaPostfix = arrivalCounts(postfixSink);

@@ -14,10 +14,10 @@ import type { AcctStore } from '../sidecar/acct/store.js';
 import type { Logger } from '../sidecar/common/log.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
 import { importLogs } from '../sidecar/tailer/import.js';
-import { until } from './engine-delivery-harness.js';
 import { type TailerWorld, tailerWorld } from './tailer-harness.js';
 import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
 import { httpCall } from './world/http.js';
+import { until } from './world/index.js';
 
 const count = (store: AcctStore, sql: string, ...args: unknown[]) =>
   (store.db.prepare(sql).get(...args) as { n: number }).n;

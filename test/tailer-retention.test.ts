@@ -13,8 +13,8 @@ import { AcctWriter } from '../sidecar/acct/writer.js';
 import { isFreightError } from '../sidecar/common/errors.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
-import { until } from './engine-delivery-harness.js';
 import { type TailerWorld, tailerWorld } from './tailer-harness.js';
+import { until } from './world/index.js';
 
 const H = 3_600_000;
 const DAY = 24 * H;

@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { addr, freePort, type Sink, startSink, testSubnet } from './world/index.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
 import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 import { submit } from './world/smtp-client.js';
 
@@ -44,16 +44,6 @@ function findQueueFile(queueDir: string, id: string): string | null {
   return null;
 }
 
-async function until<T>(what: string, probe: () => T | null | undefined | false, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test('a queue file qmgr parked for a minute because it was locked is retried once the lock is gone', async () => {
   sink.setScript({ rcptTo: [{ match: /@example\.com$/, code: 450, message: '4.2.1 Try again later' }] });
   await submit({ host: postfix.host, port: postfix.port, from: 'app@apps.test', to: 'parked@example.com' });
@@ -62,11 +52,10 @@ test('a queue file qmgr parked for a minute because it was locked is retried onc
   assert.ok(id, 'the deferred message is queued');
 
   // Hold the lock as a delivery agent would, until qmgr parks the file a minute ahead.
-  const file = await until('the queue file', () => findQueueFile(postfix.layout.queueDir, id), 10_000);
+  const file = await until(() => findQueueFile(postfix.layout.queueDir, id), 10_000, 'the queue file', 100);
   holder = spawn('flock', ['--shared', '--no-fork', file, 'sleep', '60'], { stdio: 'ignore' });
   const incoming = join(postfix.layout.queueDir, 'incoming', id);
   await until(
-    'qmgr to park the locked file in incoming a minute ahead',
     () => {
       try {
         return statSync(incoming).mtimeMs > Date.now() + 30_000;
@@ -75,6 +64,8 @@ test('a queue file qmgr parked for a minute because it was locked is retried onc
       }
     },
     30_000,
+    'qmgr to park the locked file in incoming a minute ahead',
+    100,
   );
 
   sink.setScript({});

@@ -5,6 +5,7 @@
  * `status=sent`.
  */
 import { spawn } from 'node:child_process';
+import { until } from '../../test/world/index.js';
 
 export interface SmtpSourceLoad {
   host: string;
@@ -36,18 +37,6 @@ export function smtpSource(load: SmtpSourceLoad): Promise<void> {
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`smtp-source exited ${code}`))));
   });
-}
-
-export async function waitUntil(
-  fn: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const start = Date.now();
-  while (!(await fn())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**
@@ -83,6 +72,6 @@ export async function postfixRelayRate(opts: {
       }),
     ),
   );
-  await waitUntil(() => sent() - before >= total, 600_000, `${total} Postfix deliveries`);
+  await until(() => sent() - before >= total, 600_000, `${total} Postfix deliveries`, 100);
   return (total / (Date.now() - t0)) * 1000;
 }

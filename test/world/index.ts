@@ -14,3 +14,4 @@ export { addr, assertLoopback, freePort, isLoopbackV4, testSubnet } from './port
 export { type Sink, type SinkOptions, startSink } from './sink.js';
 export type { Arrival, ConnectionRecord, Refusal, RefusalStage } from './sink-records.js';
 export type { SinkDefer, SinkRateLimit, SinkReply, SinkRule, SinkScript } from './sink-script.js';
+export { until } from './wait.js';

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
+import { GLOBAL_DIRECTIVES } from '../sidecar/config/globals.js';
 import { checkConfig } from '../sidecar/config/load.js';
-import { DOMAIN_DIRECTIVES, GLOBAL_DIRECTIVES } from '../sidecar/config/schema.js';
+import { DOMAIN_DIRECTIVES } from '../sidecar/config/schema.js';
 import { ValueError } from '../sidecar/config/units.js';
 import { parseValue } from '../sidecar/config/values.js';
 

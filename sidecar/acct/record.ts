@@ -3,6 +3,8 @@
  * so PowerMTA accounting tooling reads the export unchanged).
  * Every writer (engine, tailer, policy daemon) produces these; the store persists them unchanged.
  */
+import { BOUNCE_CATEGORIES, type BounceCategory } from '../common/bounce-category.js';
+
 export type AcctType =
   | 'r' // received
   | 'd' // delivered
@@ -20,27 +22,8 @@ export type AcctType =
  */
 export type AcctPath = 'engine' | 'postfix' | 'handoff' | 'policy';
 
-export const BOUNCE_CATEGORIES = [
-  'bad-configuration',
-  'bad-connection',
-  'bad-domain',
-  'bad-mailbox',
-  'content-related',
-  'inactive-mailbox',
-  'invalid-sender',
-  'message-expired',
-  'no-answer-from-host',
-  'other',
-  'policy-related',
-  'protocol-errors',
-  'quota-issues',
-  'relaying-issues',
-  'routing-errors',
-  'spam-related',
-  'virus-related',
-] as const;
-
-export type BounceCategory = (typeof BOUNCE_CATEGORIES)[number];
+/** A record's bounce category is one of these; they live in common so that config can name them too. */
+export { BOUNCE_CATEGORIES, type BounceCategory };
 
 /** Categories whose bounce means the address itself is bad: suppress it (never for a 4xx reply). */
 export const HARD_CATEGORIES: ReadonlySet<BounceCategory> = new Set([

@@ -4,18 +4,16 @@
  * blocks (references to pools, virtual MTAs and pattern lists; duplicate domain blocks).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { packageRoot } from '../common/paths.js';
 import type { DomainBlock, Origin, SmtpPatternList, VirtualMta, VirtualMtaPool } from './model.js';
-import { type DirectiveSpec, DOMAIN_DIRECTIVES, GLOBAL_DIRECTIVES, indexSpecs } from './schema.js';
+import { type DirectiveSpec, DOMAIN_DIRECTIVES, indexSpecs } from './schema.js';
 import type { BlockNode, ConfigNode, Diagnostic, DirectiveNode } from './syntax.js';
 import { ValueError } from './units.js';
 import { didYouMean, parseValue } from './values.js';
 
-/** Shared with build.ts: `Builder.unknown` tells the scopes apart by these instances. */
+/** Shared with build.ts: `Builder.unknown` tells the domain scope apart by this instance. */
 export const domainSpecs = indexSpecs(DOMAIN_DIRECTIVES);
-export const globalSpecs = indexSpecs(GLOBAL_DIRECTIVES);
 
 interface PowerMtaNames {
   directives: Set<string>;
@@ -40,25 +38,6 @@ export function knownPowerMta(): PowerMtaNames {
     };
   }
   return pmtaNames;
-}
-
-/** `192.0.2.0/24`, `2001:db8::/32`, a bare address, or PowerMTA's `0/0` (everything). */
-export function validCidr(text: string): boolean {
-  if (text === '0/0') return true;
-  const [addr, prefix, extra] = text.split('/');
-  if (extra !== undefined || !addr) return false;
-  const family = isIP(addr);
-  if (family === 0) return false;
-  if (prefix === undefined) return true;
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (family === 4 ? 32 : 128);
-}
-
-/** A DNS host name usable in EHLO. */
-export function validHostName(text: string): boolean {
-  return /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(
-    text,
-  );
 }
 
 export class Builder {
@@ -121,7 +100,8 @@ export class Builder {
   unknown(node: DirectiveNode, specs: Map<string, DirectiveSpec>, where: string): void {
     if (domainSpecs.has(node.name) && specs !== domainSpecs) {
       this.error(node, `${node.name} belongs inside a <domain> block, not ${where}`);
-    } else if (node.name === 'domain-key' && specs !== globalSpecs) {
+    } else if (node.name === 'domain-key') {
+      // The global scope reads domain-key itself; reaching here means a block holds it.
       this.error(node, `domain-key is only supported at the top level, not in ${where}`);
     } else if (knownPowerMta().directives.has(node.name)) {
       this.warn(node, `PowerMTA directive '${node.name}' is not supported by Freight yet; ignored`);

@@ -1,62 +1,13 @@
 /**
- * The typed shape of a loaded freight.conf (DESIGN §3). The parser produces it; every daemon reads it.
+ * The typed shape of a loaded freight.conf. The parser produces it; every daemon reads it.
  * Values are already converted: durations and windows in milliseconds, sizes in bytes.
  */
-import type { BounceCategory } from '../acct/record.js';
+import type { BounceCategory } from '../common/bounce-category.js';
+import type { GlobalSettings } from './globals.js';
+import type { Origin, Rate } from './value-types.js';
 
-/** Where a value came from: `file:line`, or 'default' for a built-in. */
-export type Origin = { file: string; line: number } | 'default';
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-/** `3500/h` → { count: 3500, perMs: 3_600_000 }. */
-export interface Rate {
-  count: number;
-  perMs: number;
-}
-
-export interface GlobalSettings {
-  hostName: string;
-  spoolDir: string;
-  acctDb: string;
-  /** Pid files and control sockets of the running daemons. */
-  runDir: string;
-  /** Engine intake (LMTP/SMTP) used by the Postfix transport. */
-  smtpListener: HostPort;
-  /** Protocol spoken on smtp-listener by the Postfix transport: 'lmtp' (per-recipient replies) or 'smtp'. */
-  smtpListenerProtocol: 'lmtp' | 'smtp';
-  policyListener: HostPort;
-  /** Optional unix socket for the policy daemon, in addition to TCP. */
-  policySocket: string | null;
-  rampListener: HostPort;
-  /** Render `socketmap:inet:<ramp-listener>:transport` first in transport_maps. */
-  rampEnabled: boolean;
-  /** What the ramp answers for engine-routed recipients; null = `freight:inet:<smtp-listener>`. */
-  rampEngineTransport: string | null;
-  httpMgmtListener: HostPort;
-  /** The API key itself (read from `file:` if configured that way), or null if none. */
-  httpApiKey: string | null;
-  /** CIDRs whose read calls (GET) need no API key; replaces the loopback-only default when set. */
-  httpReadAllow: string[];
-  /** Postfix maillog the tailer follows. */
-  maillog: string;
-  /** IANA time zone for year-less syslog timestamps; null = the machine's. */
-  maillogTimezone: string | null;
-  /** Engine's DNS resolver; null = the system's resolvers from /etc/resolv.conf. */
-  dnsServer: HostPort | null;
-  remoteSmtpPort: number;
-  postmaster: string;
-  acctRetention: number;
-  /** Private Postfix instance directory rendered by `freight postfix render` and run by `freight up`. */
-  postfixDir: string;
-  /** The private Postfix instance's smtpd listener (where applications and inbound mail arrive). */
-  postfixListener: HostPort;
-  /** Postfix binaries directory (postfix, postconf, postqueue live there). */
-  postfixCommandDir: string;
-}
+export type { GlobalSettings } from './globals.js';
+export type { HostPort, Origin, Rate } from './value-types.js';
 
 export interface SourceBlock {
   cidr: string;

@@ -1,123 +1,40 @@
 /**
- * The directive registry: every directive Freight understands, where it may appear, its value type and
- * its default (PowerMTA's where PowerMTA has one). Components add their own directives here; the builder
- * and `config show` are driven entirely by this table.
+ * The directive registry: every directive Freight understands, where it may appear, its value type, its
+ * default (PowerMTA's where PowerMTA has one) and its parser. A declaration is the whole of a directive:
+ * the builder, `config show` and the checks are driven by these tables. Global directives are in
+ * globals.ts, the blocks that components add in extensions.ts.
  */
-export type ValueKind =
-  | 'string'
-  | 'int'
-  | 'bool'
-  | 'duration'
-  | 'duration-list'
-  | 'rate'
-  | 'size'
-  | 'host-port'
-  | 'list'
-  | 'ratio';
+import { type KindValue, kindParser, type ValueKind, type ValueRules } from './values.js';
 
-export interface DirectiveSpec {
-  name: string;
+export type { ValueKind };
+
+export interface DirectiveSpec<T = unknown> extends ValueRules {
   kind: ValueKind;
   /** Parsed default; undefined = no default (null in settings). */
-  default?: unknown;
-  /** Lower bound for 'int'. */
-  min?: number;
-  /** Shape a 'string' value must have. */
-  pattern?: RegExp;
-  /** Allowed values for a 'string' directive (case-insensitive; stored lower-case). */
-  choices?: string[];
+  default?: T | null;
   /** May appear several times; values are collected in order. */
   repeatable?: boolean;
   /** Must name a defined object of this kind. */
   ref?: 'virtual-mta-pool' | 'virtual-mta' | 'smtp-pattern-list' | 'vmta-or-pool';
   description: string;
+  /** Raw text to the typed value; throws a ValueError saying why the text is not one. */
+  parse: (raw: string) => T;
 }
 
-const d = (
-  name: string,
-  kind: ValueKind,
-  description: string,
-  extra: Partial<DirectiveSpec> = {},
-): DirectiveSpec => ({ name, kind, description, ...extra });
+type Declared<K extends ValueKind> = Partial<Omit<DirectiveSpec<KindValue[K]>, 'name' | 'kind' | 'parse'>>;
 
-export const GLOBAL_DIRECTIVES: DirectiveSpec[] = [
-  d('host-name', 'string', 'this host name: EHLO default, Received headers, DSN reporting MTA'),
-  d('spool-dir', 'string', "engine's durable message spool", { default: '/var/spool/freight' }),
-  d('acct-db', 'string', 'SQLite accounting database', { default: '/var/lib/freight/acct.db' }),
-  d('acct-retention', 'duration', 'delete accounting rows older than this', { default: 90 * 86_400_000 }),
-  d(
-    'acct-prune-schedule',
-    'string',
-    'cron expression: when the tailer deletes rows older than acct-retention',
-    {
-      default: '17 * * * *',
-    },
-  ),
-  d('run-dir', 'string', 'pid files and control sockets of the running daemons', { default: '/run/freight' }),
-  d('smtp-listener', 'host-port', 'engine intake used by the Postfix transport', {
-    default: { host: '127.0.0.1', port: 2526 },
-  }),
-  d('smtp-listener-protocol', 'string', 'lmtp (per-recipient replies) or smtp', {
-    default: 'lmtp',
-    choices: ['lmtp', 'smtp'],
-  }),
-  d('policy-listener', 'host-port', 'policy daemon (check_policy_service)', {
-    default: { host: '127.0.0.1', port: 10040 },
-  }),
-  d('policy-socket', 'string', 'policy daemon unix socket, in addition to TCP'),
-  d('ramp-listener', 'host-port', 'socketmap server for transport_maps', {
-    default: { host: '127.0.0.1', port: 10041 },
-  }),
-  d('ramp-enabled', 'bool', 'ask the ramp (socketmap on ramp-listener) first in transport_maps', {
-    default: false,
-  }),
-  d('ramp-engine-transport', 'string', 'transport the ramp answers for engine-routed recipients', {
-    default: null,
-  }),
-  d('http-mgmt-listener', 'host-port', 'management API and /metrics', {
-    default: { host: '127.0.0.1', port: 8190 },
-  }),
-  d('http-api-key', 'string', 'API key for state-changing calls: the key, or file:PATH'),
-  d('http-read-allow', 'list', 'CIDRs allowed to make read calls to the API without the key', {
-    default: ['127.0.0.0/8', '::1/128'],
-  }),
-  d('maillog', 'string', 'Postfix maillog the tailer follows', { default: '/var/log/mail.log' }),
-  d('maillog-timezone', 'string', 'IANA time zone of year-less maillog timestamps (default: this machine)'),
-  d('dns-server', 'host-port', "engine's resolver (default: /etc/resolv.conf)"),
-  d('remote-smtp-port', 'int', 'port the engine connects to on remote MX hosts', { default: 25, min: 1 }),
-  d('postmaster', 'string', 'address that DSNs come from and that operators reach', {
-    default: 'postmaster',
-  }),
-  d('postfix-dir', 'string', 'private Postfix instance rendered and run by freight', {
-    default: '/var/lib/freight/postfix',
-  }),
-  d('postfix-listener', 'host-port', "the private Postfix instance's smtpd listener", {
-    default: { host: '127.0.0.1', port: 2525 },
-  }),
-  d('postfix-command-dir', 'string', 'where postfix, postconf and postqueue are installed', {
-    default: '/usr/sbin',
-  }),
-  // Engine intake and spool (read through sidecar/engine/settings.ts).
-  d('spool-min-free', 'size', 'intake answers 452 4.3.1 below this much free space on the spool', {
-    default: 1024 ** 3,
-  }),
-  d('max-queued-recipients', 'int', 'intake answers 452 4.3.1 above this many queued recipients', {
-    default: 2_000_000,
-    min: 1,
-  }),
-  d('max-message-size', 'size', 'larger messages get 552 5.3.4 at intake', { default: 50 * 1024 ** 2 }),
-  d('max-intake-recipients', 'int', 'recipients per intake transaction', { default: 1000, min: 1 }),
-  d('max-smtp-in', 'int', 'concurrent intake connections', { default: 500, min: 1 }),
-  d(
-    'spool-commit-delay',
-    'duration',
-    'longest a group-commit round waits for messages from the other open intake sessions (0: never)',
-    { default: 40 },
-  ),
-  d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', {
-    default: 1024 ** 2,
-  }),
-];
+/**
+ * Declares a directive; its parser is its kind's, with the declaration's own checks (min, pattern, choices).
+ * The result's type keeps what `extra` declares, so a reader knows whether a default is there.
+ */
+export function d<K extends ValueKind, E extends Declared<K> = Record<never, never>>(
+  name: string,
+  kind: K,
+  description: string,
+  extra: E = {} as E,
+): DirectiveSpec<KindValue[K]> & E {
+  return { name, kind, description, ...extra, parse: kindParser(kind, { name, ...extra }) };
+}
 
 export const DOMAIN_DIRECTIVES: DirectiveSpec[] = [
   d('max-smtp-out', 'int', 'concurrent connections to this domain per virtual MTA', { default: 20, min: 1 }),
@@ -204,6 +121,18 @@ export const VMTA_DIRECTIVES: DirectiveSpec[] = [
 export const POOL_DIRECTIVES: DirectiveSpec[] = [
   d('virtual-mta', 'string', 'a member of this pool', { repeatable: true, ref: 'virtual-mta' }),
 ];
+
+/** A block kind that a component adds to the language (e.g. `<policy-limit NAME>`). */
+export interface BlockSpec {
+  kind: string;
+  named: 'required' | 'optional' | 'none';
+  directives: DirectiveSpec[];
+  /** Block kinds allowed nested inside (they must be registered too). */
+  children?: string[];
+  /** Only valid nested inside another block, never at top level. */
+  nestedOnly?: boolean;
+  description: string;
+}
 
 export function indexSpecs(specs: DirectiveSpec[]): Map<string, DirectiveSpec> {
   return new Map(specs.map((s) => [s.name, s]));

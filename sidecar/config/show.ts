@@ -3,8 +3,9 @@
  * (`3500/h`, `15m,30m,1h`) with where it came from (`file:line` or `default`).
  */
 import { relative } from 'node:path';
+import { GLOBAL } from './globals.js';
 import type { FreightConfig, HostPort, Origin, Rate } from './model.js';
-import { type DirectiveSpec, DOMAIN_DIRECTIVES, GLOBAL_DIRECTIVES } from './schema.js';
+import { type DirectiveSpec, DOMAIN_DIRECTIVES } from './schema.js';
 import { formatDuration, formatRate } from './units.js';
 
 export interface ShownSetting {
@@ -67,9 +68,8 @@ export function domainSettingRows(config: FreightConfig, domain: string, vmta?: 
 
 /** Global settings, one row per global directive; the API key itself is never printed. */
 export function globalSettingRows(config: FreightConfig, origins: Record<string, Origin>): ShownSetting[] {
-  const global = config.global as unknown as Record<string, unknown>;
-  return GLOBAL_DIRECTIVES.map((spec) => {
-    let value = global[fieldOf(spec.name)] ?? null;
+  return Object.entries(GLOBAL).map(([field, spec]) => {
+    let value: unknown = config.global[field as keyof typeof GLOBAL] ?? null;
     if (spec.name === 'http-api-key' && value !== null) value = '(set)';
     return {
       directive: spec.name,

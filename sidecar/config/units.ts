@@ -4,7 +4,7 @@
  * `ValueError` whose message the config builder turns into `file:line: …`.
  */
 import { isIP } from 'node:net';
-import type { HostPort, Rate } from './model.js';
+import type { HostPort, Rate } from './value-types.js';
 
 export class ValueError extends Error {}
 

@@ -1,5 +1,8 @@
-/** Converts a directive's raw text into a typed value according to its spec. */
-import type { DirectiveSpec } from './schema.js';
+/**
+ * The value kinds of freight.conf and the parser each one gives a directive: raw text in, a typed value out,
+ * or a ValueError saying why not. Directive declarations (schema.ts) take their parser from here.
+ */
+
 import { unquote } from './syntax.js';
 import {
   parseBool,
@@ -12,47 +15,80 @@ import {
   parseSize,
   ValueError,
 } from './units.js';
+import type { HostPort, Rate } from './value-types.js';
 
-export function parseValue(spec: DirectiveSpec, raw: string): unknown {
-  if (raw === '' && spec.kind !== 'string') throw new ValueError(`${spec.name} needs a value`);
-  switch (spec.kind) {
-    case 'string': {
-      const v = unquote(raw);
-      if (v === '') throw new ValueError(`${spec.name} needs a value`);
-      if (spec.pattern && !spec.pattern.test(v)) throw new ValueError(`invalid value '${v}'`);
-      if (spec.choices) {
-        const lower = v.toLowerCase();
-        if (!spec.choices.includes(lower)) {
-          throw new ValueError(
-            `must be one of ${spec.choices.join(', ')}, not '${v}'${didYouMean(lower, spec.choices)}`,
-          );
-        }
-        return lower;
-      }
-      return v;
-    }
-    case 'int':
-      return parseInteger(raw, spec.min ?? 0);
-    case 'bool':
-      return parseBool(raw);
-    case 'duration':
-      return parseDuration(raw);
-    case 'duration-list':
-      return parseDurationList(raw);
-    case 'rate':
-      return parseRate(raw);
-    case 'size':
-      return parseSize(raw);
-    case 'host-port':
-      return parseHostPort(raw);
-    case 'list':
-      return parseList(raw);
-    case 'ratio': {
-      const m = /^(\d+(?:\.\d+)?)%$/.exec(raw.trim());
-      if (!m) throw new ValueError(`invalid ratio '${raw}' (expected e.g. 5%)`);
-      return Number(m[1]) / 100;
-    }
+/** What each value kind parses to. */
+export interface KindValue {
+  string: string;
+  int: number;
+  bool: boolean;
+  duration: number;
+  'duration-list': number[];
+  rate: Rate | null;
+  size: number;
+  'host-port': HostPort;
+  list: string[];
+  ratio: number;
+}
+
+export type ValueKind = keyof KindValue;
+
+/** The checks a declaration may add to its kind's parser. */
+export interface ValueRules {
+  name: string;
+  /** Lower bound for 'int'. */
+  min?: number;
+  /** Shape a 'string' value must have. */
+  pattern?: RegExp;
+  /** Allowed values for a 'string' directive (case-insensitive; stored lower-case). */
+  choices?: string[];
+}
+
+function parseString(raw: string, rules: ValueRules): string {
+  const v = unquote(raw);
+  if (v === '') throw new ValueError(`${rules.name} needs a value`);
+  if (rules.pattern && !rules.pattern.test(v)) throw new ValueError(`invalid value '${v}'`);
+  if (!rules.choices) return v;
+  const lower = v.toLowerCase();
+  if (!rules.choices.includes(lower)) {
+    throw new ValueError(
+      `must be one of ${rules.choices.join(', ')}, not '${v}'${didYouMean(lower, rules.choices)}`,
+    );
   }
+  return lower;
+}
+
+function parseRatio(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)%$/.exec(raw.trim());
+  if (!m) throw new ValueError(`invalid ratio '${raw}' (expected e.g. 5%)`);
+  return Number(m[1]) / 100;
+}
+
+const PARSERS: { [K in ValueKind]: (raw: string, rules: ValueRules) => KindValue[K] } = {
+  string: parseString,
+  int: (raw, rules) => parseInteger(raw, rules.min ?? 0),
+  bool: parseBool,
+  duration: parseDuration,
+  'duration-list': parseDurationList,
+  rate: parseRate,
+  size: parseSize,
+  'host-port': parseHostPort,
+  list: parseList,
+  ratio: parseRatio,
+};
+
+/** The parser of one declared directive: its kind's parser with the declaration's own checks. */
+export function kindParser<K extends ValueKind>(kind: K, rules: ValueRules): (raw: string) => KindValue[K] {
+  const parse = PARSERS[kind];
+  return (raw) => {
+    if (raw === '' && kind !== 'string') throw new ValueError(`${rules.name} needs a value`);
+    return parse(raw, rules);
+  };
+}
+
+/** A directive's raw text through its declared parser. */
+export function parseValue(spec: { parse(raw: string): unknown }, raw: string): unknown {
+  return spec.parse(raw);
 }
 
 /** Levenshtein distance, for "did you mean". */

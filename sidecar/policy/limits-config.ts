@@ -1,81 +1,13 @@
 /**
- * The `<policy-limit NAME>` and `<policy>` blocks of freight.conf, and their conversion into typed limits.
- *
- *   <policy-limit tenant-rcpts>
- *     key        sasl_username              # parts joined by commas: sasl_username, sender, sender_domain,
- *                                           #   client_address[/N], recipient, recipient_domain, policy_context
- *     count      recipients                 # recipients | messages | bytes
- *     count-at   rcpt                       # rcpt | data | end-of-message (bytes: end-of-message only)
- *     rate       100/m                      # repeatable: every window must have room
- *     rate       5000/d
- *     action     DEFER_IF_PERMIT            # or DEFER, REJECT, DEFER_IF_REJECT, 4NN, 5NN
- *     text       "4.7.1 {limit}: {key} over {rate}"
- *     store-failure open                    # counters store unavailable: open = decide from memory, closed = defer
- *     <policy-override big-tenant>          # the key's value (parts joined by commas)
- *       rate 1000/m
- *     </policy-override>
- *   </policy-limit>
+ * What the `<policy-limit NAME>` and `<policy>` blocks of freight.conf mean (their directives are declared
+ * in sidecar/config/policy-blocks.ts): typed limits and the suppression check's settings. Every problem is
+ * reported as `file:line: reason`, all of them at once.
  */
 import { FreightError } from '../common/errors.js';
-import type { BlockSpec } from '../config/extensions.js';
+import { blockSetting, blockValue, blockValues, type Setting } from '../config/extensions.js';
 import type { ExtensionBlock, FreightConfig, Origin, Rate } from '../config/model.js';
-import type { DirectiveSpec } from '../config/schema.js';
+import { POLICY, POLICY_LIMIT, POLICY_OVERRIDE } from '../config/policy-blocks.js';
 import { formatRate } from '../config/units.js';
-
-const d = (
-  name: string,
-  kind: DirectiveSpec['kind'],
-  description: string,
-  extra: Partial<DirectiveSpec> = {},
-) => ({ name, kind, description, ...extra }) as DirectiveSpec;
-
-const RATE = d('rate', 'rate', 'a window: count/period, e.g. 100/m; repeat for several windows', {
-  repeatable: true,
-});
-const ACTION = d('action', 'string', 'reply action when over the limit (default DEFER_IF_PERMIT)');
-const TEXT = d('text', 'string', 'reply text; {limit}, {key} and {rate} are replaced');
-
-export const POLICY_OVERRIDE_BLOCK: BlockSpec = {
-  kind: 'policy-override',
-  named: 'required',
-  nestedOnly: true,
-  description: 'different windows (or action/text) for one key value of the enclosing <policy-limit>',
-  directives: [RATE, ACTION, TEXT],
-};
-
-export const POLICY_LIMIT_BLOCK: BlockSpec = {
-  kind: 'policy-limit',
-  named: 'required',
-  children: ['policy-override'],
-  description: 'a rate limit applied by `freight policy` at SMTP time',
-  directives: [
-    d('key', 'list', 'what is counted separately: attribute names joined by commas'),
-    d('count', 'string', 'recipients | messages | bytes (default recipients)'),
-    d('count-at', 'string', 'rcpt | data | end-of-message (default rcpt; bytes: end-of-message)'),
-    RATE,
-    ACTION,
-    TEXT,
-    d('store-failure', 'string', 'open | closed: what to do while the counter store is unavailable'),
-    d('ipv6-prefix', 'int', 'prefix length grouping IPv6 client addresses for client_address/N keys', {
-      min: 1,
-    }),
-  ],
-};
-
-export const POLICY_BLOCK: BlockSpec = {
-  kind: 'policy',
-  named: 'none',
-  description: 'settings of the policy daemon (suppression check, persistence)',
-  directives: [
-    d('suppression', 'bool', 'refuse recipients on the suppression list at RCPT (default yes)'),
-    d('suppression-action', 'string', 'reply action for a suppressed recipient (default REJECT)'),
-    d('suppression-text', 'string', 'reply text for a suppressed recipient; {recipient} is replaced'),
-    d('suppression-store-failure', 'string', 'open | closed while the suppression list cannot be read'),
-    d('snapshot-interval', 'duration', 'how often counters are saved (default 1s)'),
-  ],
-};
-
-export const POLICY_BLOCKS: BlockSpec[] = [POLICY_LIMIT_BLOCK, POLICY_OVERRIDE_BLOCK, POLICY_BLOCK];
 
 export type KeyAttribute =
   | 'sasl_username'
@@ -154,14 +86,168 @@ function defaultText(action: string, what: 'limit' | 'suppressed'): string {
   return `${permanent ? '5' : '4'}.7.1 Rate limit {limit} exceeded for {key} ({rate})`;
 }
 
-type Values = ExtensionBlock['values'];
-
-function first<T>(values: Values, name: string): { value: T; origin: Origin } | undefined {
-  return values.get(name)?.[0] as { value: T; origin: Origin } | undefined;
-}
-
 function where(origin: Origin): string {
   return origin === 'default' ? 'freight.conf' : `${origin.file}:${origin.line}`;
+}
+
+/** `action` and `text` of a limit, or of an override that inherits what it does not set from `fallback`. */
+function readReply(block: ExtensionBlock, fallback: LimitReply | null, errors: string[]): LimitReply | null {
+  const a = blockSetting(block, POLICY_OVERRIDE.action);
+  const action = a ? a.value.toUpperCase() : (fallback?.action ?? 'DEFER_IF_PERMIT');
+  if (!ACTION_RE.test(action)) {
+    errors.push(
+      `${where(a?.origin ?? block.origin)}: action must be DEFER_IF_PERMIT, DEFER, REJECT, 4NN or 5NN`,
+    );
+    return null;
+  }
+  const t = blockSetting(block, POLICY_OVERRIDE.text);
+  const text = t ? t.value : a || !fallback ? defaultText(action, 'limit') : fallback.text;
+  return { action, text };
+}
+
+function readWindows(block: ExtensionBlock): Rate[] {
+  return blockValues(block, POLICY_LIMIT.rate).filter((r): r is Rate => r !== null);
+}
+
+/** The `key` parts; a part that cannot be read is reported and left out. */
+function readKey(block: ExtensionBlock, keyValue: Setting<string[]>, errors: string[]): KeyPart[] {
+  const ipv6Prefix = blockValue(block, POLICY_LIMIT.ipv6Prefix) ?? 64;
+  const key: KeyPart[] = [];
+  for (const raw of keyValue.value) {
+    const m = /^([a-z_]+)(?:\/(\d+))?$/.exec(raw.toLowerCase());
+    if (!m || !KEY_ATTRIBUTES.has(m[1]!)) {
+      errors.push(`${where(keyValue.origin)}: unknown key '${raw}' (use ${[...KEY_ATTRIBUTES].join(', ')})`);
+      continue;
+    }
+    const prefix = m[2] === undefined ? null : Number(m[2]);
+    if (prefix !== null && (m[1] !== 'client_address' || prefix < 1 || prefix > 32)) {
+      errors.push(`${where(keyValue.origin)}: '${raw}': only client_address/N (N 1..32) takes a prefix`);
+      continue;
+    }
+    key.push({
+      attribute: m[1] as KeyAttribute,
+      prefixV4: prefix,
+      prefixV6: prefix === null ? null : Math.min(ipv6Prefix, 128),
+    });
+  }
+  return key;
+}
+
+/** What is counted and when; null when either cannot be read. */
+function readCounting(
+  block: ExtensionBlock,
+  key: KeyPart[],
+  errors: string[],
+): { count: CountUnit; countAt: CountStage } | null {
+  const at = where(block.origin);
+  const count = (blockValue(block, POLICY_LIMIT.count) ?? 'recipients').toLowerCase();
+  if (count !== 'recipients' && count !== 'messages' && count !== 'bytes') {
+    errors.push(`${at}: count must be recipients, messages or bytes`);
+    return null;
+  }
+  const countAt = (
+    blockValue(block, POLICY_LIMIT.countAt) ?? (count === 'bytes' ? 'end-of-message' : 'rcpt')
+  ).toUpperCase();
+  if (countAt !== 'RCPT' && countAt !== 'DATA' && countAt !== 'END-OF-MESSAGE') {
+    errors.push(`${at}: count-at must be rcpt, data or end-of-message`);
+    return null;
+  }
+  if (count === 'bytes' && countAt !== 'END-OF-MESSAGE') {
+    errors.push(`${at}: bytes are known only at end-of-message (count-at end-of-message)`);
+  }
+  if (
+    countAt !== 'RCPT' &&
+    key.some((k) => k.attribute === 'recipient' || k.attribute === 'recipient_domain')
+  ) {
+    errors.push(`${at}: a recipient key needs count-at rcpt (a message may have many recipients)`);
+  }
+  return { count, countAt };
+}
+
+/** The `<policy-override KEY>` blocks: per key value, the limit's reply and windows where not overridden. */
+function readOverrides(
+  block: ExtensionBlock,
+  reply: LimitReply | null,
+  windows: Rate[],
+  errors: string[],
+): Map<string, KeyOverride> {
+  const overrides = new Map<string, KeyOverride>();
+  for (const child of block.children) {
+    if (child.kind !== 'policy-override' || child.name === null) continue;
+    const keyName = child.name.toLowerCase().replace(/\s*,\s*/g, ',');
+    const childReply = reply ? readReply(child, reply, errors) : null;
+    if (overrides.has(keyName))
+      errors.push(`${where(child.origin)}: duplicate <policy-override ${child.name}>`);
+    const rates = blockSetting(child, POLICY_OVERRIDE.rate);
+    if (
+      !rates &&
+      !blockSetting(child, POLICY_OVERRIDE.action) &&
+      !blockSetting(child, POLICY_OVERRIDE.text)
+    ) {
+      errors.push(`${where(child.origin)}: <policy-override ${child.name}> changes nothing (add rate lines)`);
+    }
+    if (childReply) overrides.set(keyName, { ...childReply, windows: rates ? readWindows(child) : windows });
+  }
+  return overrides;
+}
+
+/** One `<policy-limit NAME>`; null when it cannot be used (its problems are in `errors`). */
+function readLimit(block: ExtensionBlock & { name: string }, errors: string[]): PolicyLimit | null {
+  const at = where(block.origin);
+  const name = block.name;
+  const keyValue = blockSetting(block, POLICY_LIMIT.key);
+  if (!keyValue) {
+    errors.push(`${at}: <policy-limit ${name}> needs a key (e.g. key sasl_username)`);
+    return null;
+  }
+  const key = readKey(block, keyValue, errors);
+  const counting = readCounting(block, key, errors);
+  if (!counting) return null;
+  const windows = readWindows(block);
+  if (windows.length === 0)
+    errors.push(`${at}: <policy-limit ${name}> needs at least one rate (e.g. rate 100/m)`);
+  const reply = readReply(block, null, errors);
+  const storeFailure = (blockValue(block, POLICY_LIMIT.storeFailure) ?? 'open').toLowerCase();
+  if (storeFailure !== 'open' && storeFailure !== 'closed')
+    errors.push(`${at}: store-failure must be open or closed`);
+  const overrides = readOverrides(block, reply, windows, errors);
+  if (!reply || key.length !== keyValue.value.length) return null;
+  return {
+    name,
+    key,
+    keyLabel: keyValue.value.join(','),
+    ...counting,
+    windows,
+    storeFailure: storeFailure === 'closed' ? 'closed' : 'open',
+    overrides,
+    ...reply,
+    origin: block.origin,
+  };
+}
+
+/** No `<policy>` block: every setting at its default. */
+const NO_POLICY_BLOCK: ExtensionBlock = {
+  kind: 'policy',
+  name: null,
+  values: new Map(),
+  children: [],
+  origin: 'default',
+};
+
+/** The `<policy>` block's suppression check. */
+function readSuppression(block: ExtensionBlock, errors: string[]): SuppressionSettings {
+  const action = (blockValue(block, POLICY.suppressionAction) ?? 'REJECT').toUpperCase();
+  if (!ACTION_RE.test(action)) errors.push(`${where(block.origin)}: suppression-action is not an action`);
+  const storeFailure = (blockValue(block, POLICY.suppressionStoreFailure) ?? 'open').toLowerCase();
+  if (storeFailure !== 'open' && storeFailure !== 'closed') {
+    errors.push(`${where(block.origin)}: suppression-store-failure must be open or closed`);
+  }
+  return {
+    enabled: blockValue(block, POLICY.suppression) ?? true,
+    action,
+    text: blockValue(block, POLICY.suppressionText) ?? defaultText(action, 'suppressed'),
+    storeFailure: storeFailure === 'closed' ? 'closed' : 'open',
+  };
 }
 
 /** Turn the parsed blocks into settings; every problem is reported as `file:line: reason`. */
@@ -170,21 +256,6 @@ export function buildPolicySettings(config: Pick<FreightConfig, 'extensions'>): 
   const limits: PolicyLimit[] = [];
   const names = new Set<string>();
   let policyBlock: ExtensionBlock | null = null;
-
-  const readReply = (values: Values, fallback: LimitReply | null, origin: Origin): LimitReply | null => {
-    const a = first<string>(values, 'action');
-    const action = a ? a.value.toUpperCase() : (fallback?.action ?? 'DEFER_IF_PERMIT');
-    if (!ACTION_RE.test(action)) {
-      errors.push(`${where(a?.origin ?? origin)}: action must be DEFER_IF_PERMIT, DEFER, REJECT, 4NN or 5NN`);
-      return null;
-    }
-    const t = first<string>(values, 'text');
-    const text = t ? t.value : a || !fallback ? defaultText(action, 'limit') : fallback.text;
-    return { action, text };
-  };
-  const readWindows = (values: Values): Rate[] =>
-    (values.get('rate') ?? []).map((v) => v.value as Rate | null).filter((r): r is Rate => r !== null);
-
   for (const block of config.extensions) {
     if (block.kind === 'policy') {
       if (policyBlock) errors.push(`${where(block.origin)}: only one <policy> block is allowed`);
@@ -192,123 +263,18 @@ export function buildPolicySettings(config: Pick<FreightConfig, 'extensions'>): 
       continue;
     }
     if (block.kind !== 'policy-limit' || block.name === null) continue;
-    const at = where(block.origin);
-    const name = block.name;
-    if (names.has(name)) errors.push(`${at}: duplicate <policy-limit ${name}>`);
-    names.add(name);
-
-    const keyValue = first<string[]>(block.values, 'key');
-    if (!keyValue) {
-      errors.push(`${at}: <policy-limit ${name}> needs a key (e.g. key sasl_username)`);
-      continue;
-    }
-    const ipv6Prefix = first<number>(block.values, 'ipv6-prefix')?.value ?? 64;
-    const key: KeyPart[] = [];
-    for (const raw of keyValue.value) {
-      const m = /^([a-z_]+)(?:\/(\d+))?$/.exec(raw.toLowerCase());
-      if (!m || !KEY_ATTRIBUTES.has(m[1]!)) {
-        errors.push(
-          `${where(keyValue.origin)}: unknown key '${raw}' (use ${[...KEY_ATTRIBUTES].join(', ')})`,
-        );
-        continue;
-      }
-      const prefix = m[2] === undefined ? null : Number(m[2]);
-      if (prefix !== null && (m[1] !== 'client_address' || prefix < 1 || prefix > 32)) {
-        errors.push(`${where(keyValue.origin)}: '${raw}': only client_address/N (N 1..32) takes a prefix`);
-        continue;
-      }
-      key.push({
-        attribute: m[1] as KeyAttribute,
-        prefixV4: prefix,
-        prefixV6: prefix === null ? null : Math.min(ipv6Prefix, 128),
-      });
-    }
-
-    const countRaw = (first<string>(block.values, 'count')?.value ?? 'recipients').toLowerCase();
-    if (countRaw !== 'recipients' && countRaw !== 'messages' && countRaw !== 'bytes') {
-      errors.push(`${at}: count must be recipients, messages or bytes`);
-      continue;
-    }
-    const count = countRaw as CountUnit;
-    const atRaw = first<string>(block.values, 'count-at');
-    const stage = (atRaw?.value ?? (count === 'bytes' ? 'end-of-message' : 'rcpt')).toUpperCase();
-    if (stage !== 'RCPT' && stage !== 'DATA' && stage !== 'END-OF-MESSAGE') {
-      errors.push(`${at}: count-at must be rcpt, data or end-of-message`);
-      continue;
-    }
-    const countAt = stage as CountStage;
-    if (count === 'bytes' && countAt !== 'END-OF-MESSAGE') {
-      errors.push(`${at}: bytes are known only at end-of-message (count-at end-of-message)`);
-    }
-    if (
-      countAt !== 'RCPT' &&
-      key.some((k) => k.attribute === 'recipient' || k.attribute === 'recipient_domain')
-    ) {
-      errors.push(`${at}: a recipient key needs count-at rcpt (a message may have many recipients)`);
-    }
-
-    const windows = readWindows(block.values);
-    if (windows.length === 0)
-      errors.push(`${at}: <policy-limit ${name}> needs at least one rate (e.g. rate 100/m)`);
-    const reply = readReply(block.values, null, block.origin);
-    const sf = (first<string>(block.values, 'store-failure')?.value ?? 'open').toLowerCase();
-    if (sf !== 'open' && sf !== 'closed') errors.push(`${at}: store-failure must be open or closed`);
-
-    const overrides = new Map<string, KeyOverride>();
-    for (const child of block.children) {
-      if (child.kind !== 'policy-override' || child.name === null) continue;
-      const keyName = child.name.toLowerCase().replace(/\s*,\s*/g, ',');
-      const childReply = reply ? readReply(child.values, reply, child.origin) : null;
-      if (overrides.has(keyName))
-        errors.push(`${where(child.origin)}: duplicate <policy-override ${child.name}>`);
-      if (!child.values.has('rate') && !child.values.has('action') && !child.values.has('text')) {
-        errors.push(
-          `${where(child.origin)}: <policy-override ${child.name}> changes nothing (add rate lines)`,
-        );
-      }
-      if (childReply) {
-        overrides.set(keyName, {
-          ...childReply,
-          windows: child.values.has('rate') ? readWindows(child.values) : windows,
-        });
-      }
-    }
-    if (!reply || key.length !== keyValue.value.length) continue;
-    limits.push({
-      name,
-      key,
-      keyLabel: keyValue.value.join(','),
-      count,
-      countAt,
-      windows,
-      storeFailure: sf === 'closed' ? 'closed' : 'open',
-      overrides,
-      ...reply,
-      origin: block.origin,
-    });
+    if (names.has(block.name)) errors.push(`${where(block.origin)}: duplicate <policy-limit ${block.name}>`);
+    names.add(block.name);
+    const limit = readLimit({ ...block, name: block.name }, errors);
+    if (limit) limits.push(limit);
   }
-
-  const pv = policyBlock?.values ?? new Map();
-  const supAction = (first<string>(pv, 'suppression-action')?.value ?? 'REJECT').toUpperCase();
-  if (!ACTION_RE.test(supAction))
-    errors.push(`${where(policyBlock!.origin)}: suppression-action is not an action`);
-  const supFailure = (first<string>(pv, 'suppression-store-failure')?.value ?? 'open').toLowerCase();
-  if (supFailure !== 'open' && supFailure !== 'closed') {
-    errors.push(`${where(policyBlock!.origin)}: suppression-store-failure must be open or closed`);
-  }
+  const policy = policyBlock ?? NO_POLICY_BLOCK;
+  const suppression = readSuppression(policy, errors);
+  const snapshotIntervalMs = blockValue(policy, POLICY.snapshotInterval) ?? 1000;
   if (errors.length > 0) {
     throw new FreightError('POLICY_CONFIG_INVALID', errors.join('\n'), { lines: errors });
   }
-  return {
-    limits,
-    suppression: {
-      enabled: first<boolean>(pv, 'suppression')?.value ?? true,
-      action: supAction,
-      text: first<string>(pv, 'suppression-text')?.value ?? defaultText(supAction, 'suppressed'),
-      storeFailure: supFailure === 'closed' ? 'closed' : 'open',
-    },
-    snapshotIntervalMs: first<number>(pv, 'snapshot-interval')?.value ?? 1000,
-  };
+  return { limits, suppression, snapshotIntervalMs };
 }
 
 /** Windows as written, for texts and stats: `100/m, 5000/d`. */

@@ -86,3 +86,33 @@ export async function copySparseBodies(
   }
   return moved;
 }
+
+/** Pause between compactions that try to move a corrupt journal file aside, while they fail. */
+const CORRUPT_COMPACT_RETRY_MS = 60_000;
+
+/** When the journal is compacted: grown past its bound, or holding a corrupt file to move aside. */
+export class JournalCompaction {
+  private running = false;
+  /** When a compaction last started to move a corrupt journal file aside. */
+  private corruptCompactedAt = 0;
+
+  constructor(private readonly minBytes: number) {}
+
+  /** Compaction drops records: only once `caughtUp` says the accounting store holds every row they carry. */
+  maybeRun(journal: SpoolJournal, live: Map<string, SpoolEntry>, caughtUp: () => boolean, log: Logger): void {
+    if (this.running || journal.dirty || !this.needed(journal, live.size) || !caughtUp()) return;
+    this.running = true;
+    if (journal.corruptFiles > 0) this.corruptCompactedAt = Date.now();
+    void compactJournal(journal, live, log).finally(() => {
+      this.running = false;
+    });
+  }
+
+  /** A journal file with corrupt lines is moved aside by a compaction (retried while one fails). */
+  private needed(journal: SpoolJournal, liveCount: number): boolean {
+    if (journal.corruptFiles > 0 && Date.now() - this.corruptCompactedAt >= CORRUPT_COMPACT_RETRY_MS)
+      return true;
+    const bytes = journal.bytesSinceSnapshot;
+    return bytes > this.minBytes && bytes > liveCount * 600;
+  }
+}

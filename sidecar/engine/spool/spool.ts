@@ -1,5 +1,5 @@
 /**
- * The engine's durable spool (issue 7 ★2). A message body is appended to the current data segment
+ * The engine's durable spool. A message body is appended to the current data segment
  * (segments.ts); its envelope and recipient states live in the journal (journal.ts).
  * `accept()` resolves only after a commit round has made both durable; intake answers 250 after that.
  * Sessions share rounds (group commit): while one round is in flight, new messages gather for the next.
@@ -8,34 +8,23 @@
  * records, so a durable `A` always has a durable body; recovery still drops an `A` whose body lies
  * beyond its segment's end (an operator truncated it). Outcomes (`U`) reach the kernel at once and are
  * fsync'd with the next round (within a second); a SIGKILL loses none of them, so only deliveries in
- * flight repeat. A data
- * segment is deleted only after the round that made its last message's removal durable.
+ * flight repeat. A data segment is deleted only after the round that made its last message's removal durable.
  */
-import fs from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { AcctRecord } from '../../acct/record.js';
 import { errorMessage, FreightError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import type { SpoolStatus } from '../control/protocol.js';
 import { FAULTS, faultPoint } from '../fault-inject.js';
-import type { RecipientUpdate, SpooledMessage, SpoolPort } from '../types.js';
-import { SpoolAcctReplay } from './acct-replay.js';
+import type { SpoolPort } from '../types.js';
+import { SpoolAcctFeed } from './acct-feed.js';
 import { BodyCache } from './body-cache.js';
-import { type BodyMove, compactJournal, copySparseBodies } from './compact.js';
+import { type BodyMove, copySparseBodies, JournalCompaction } from './compact.js';
 import { SpoolDiskSpace } from './disk.js';
-import {
-  encodeAdd,
-  encodeDsnDone,
-  encodeMove,
-  encodeRemove,
-  encodeUpdate,
-  LEGACY_BODY,
-  type MessageDraft,
-  SpoolEntry,
-} from './entry.js';
-import type { SpoolJournal } from './journal.js';
-import { legacyBodyPath, recoverSpool } from './recover.js';
+import { encodeAdd, encodeMove, encodeRemove, type MessageDraft, SpoolEntry } from './entry.js';
+import { SpoolRecords } from './records.js';
+import { recoverSpool } from './recover.js';
+import { errorOf, syncBodies, syncJournal } from './round-sync.js';
 import { type BodyLocation, BodySegments } from './segments.js';
 
 export interface SpoolOptions {
@@ -71,67 +60,45 @@ interface PendingWrite {
 /** Sealed data segments older than this with under a quarter of their bytes live are compacted. */
 const SEGMENT_COMPACT_AGE_MS = 10 * 60_000;
 const SEGMENT_COMPACT_LIVE_SHARE = 0.25;
-/** Pause between compactions that try to move a corrupt journal file aside, while they fail. */
-const CORRUPT_COMPACT_RETRY_MS = 60_000;
 /** Longest an outcome record waits for its fsync when no intake round comes first. */
 const OUTCOME_SYNC_MS = 1000;
 
-export class Spool implements SpoolPort {
-  readonly dir: string;
-  private readonly log: Logger;
+export class Spool extends SpoolRecords implements SpoolPort {
   private readonly commitDelayMs: number;
   private readonly disk: SpoolDiskSpace;
-  private readonly compactMinBytes: number;
-  private readonly cache: BodyCache;
-  private readonly segments: BodySegments;
-  private journal!: SpoolJournal;
-  private live = new Map<string, SpoolEntry>();
+  private readonly compaction: JournalCompaction;
   private pending: PendingWrite[] = [];
   private moves: BodyMove[] = [];
-  /** Bodies of removed messages, released once their `R` records are durable. */
-  private released: Array<[BodyLocation, number]> = [];
   private committing = false;
-  private compacting = false;
-  /** When a compaction last started to move a corrupt journal file aside. */
-  private corruptCompactedAt = 0;
   private syncTimer: NodeJS.Timeout | null = null;
   private seq = 0;
   private segmentTimer: NodeJS.Timeout | null = null;
-  /** Messages whose removal waits for a DSN: id → outstanding DSN jobs. */
-  private readonly dsnPending = new Map<string, number>();
-  private readonly removeAfterDsn = new Set<string>();
   private recoveredEntries: SpoolEntry[] = [];
   /** Final messages found at recovery: removed once the DSN listener is attached (they may owe a DSN). */
   private recoveredFinal: SpoolEntry[] = [];
-  private closed = false;
   /** How many intake sessions could add a message to the round being gathered. */
   private writers: () => number = () => 1;
   /** Ends the current gathering wait early. */
   private gathered: (() => void) | null = null;
-  /** Accounting number of the newest numbered record (see spool/acct-replay.ts). */
-  private acctSeq = 0;
-  /** While a round's `A` records wait for their fsync, the number before them (their rows come later). */
-  private acctHold: number | null = null;
-  private missingAcct: AcctRecord[] = [];
-  private readonly acctCursor: number | null | undefined;
   /** Sees each message once it is durable, before `accept` resolves (intake writes its `r` rows). */
   private onDurable: (entry: SpoolEntry) => void = () => {};
-  /** Compaction drops records: it waits until this says the accounting store holds all their rows. */
-  private acctCaughtUp: () => boolean = () => true;
 
   private constructor(opts: SpoolOptions) {
-    this.dir = opts.dir;
-    this.log = opts.log ?? createLogger('engine/spool');
+    const log = opts.log ?? createLogger('engine/spool');
+    super(
+      opts.dir,
+      log,
+      new BodyCache(opts.bodyCacheBytes ?? 16 * 1024 ** 2),
+      new BodySegments({
+        dir: join(opts.dir, 'data'),
+        segmentBytes: opts.segmentBytes ?? 64 * 1024 ** 2,
+        log,
+      }),
+      new SpoolAcctFeed(opts.acctCursor),
+    );
     this.commitDelayMs = opts.commitDelayMs ?? 0;
-    this.acctCursor = opts.acctCursor;
     this.disk = new SpoolDiskSpace(opts.dir, opts.minFreeBytes ?? 0, this.log);
-    this.compactMinBytes = opts.compactMinBytes ?? 64 * 1024 ** 2;
-    this.cache = new BodyCache(opts.bodyCacheBytes ?? 16 * 1024 ** 2);
-    this.segments = new BodySegments({
-      dir: join(opts.dir, 'data'),
-      segmentBytes: opts.segmentBytes ?? 64 * 1024 ** 2,
-      log: this.log,
-    });
+    this.compaction = new JournalCompaction(opts.compactMinBytes ?? 64 * 1024 ** 2);
   }
 
   /** Open (creating if needed) and recover: replay the journal, drop unacknowledged and orphaned bodies. */
@@ -146,12 +113,8 @@ export class Spool implements SpoolPort {
     return spool;
   }
 
-  private legacyPath(id: string): string {
-    return legacyBodyPath(this.dir, id);
-  }
-
   private async recover(): Promise<void> {
-    const replay = this.acctCursor !== undefined ? new SpoolAcctReplay(this.acctCursor ?? 0) : null;
+    const replay = this.acct.replay();
     const r = await recoverSpool(
       this.dir,
       this.segments,
@@ -160,10 +123,7 @@ export class Spool implements SpoolPort {
     );
     this.journal = r.journal;
     this.live = r.live;
-    if (replay) {
-      this.acctSeq = replay.maxSeq;
-      this.missingAcct = replay.missingRows(r.live);
-    }
+    this.acct.recovered(replay, r.live);
     this.recoveredEntries = r.queued;
     this.recoveredFinal = r.final;
   }
@@ -190,9 +150,7 @@ export class Spool implements SpoolPort {
 
   /** Rows of journal records the accounting store did not commit before the last stop. Call once. */
   takeMissingAcctRows(): AcctRecord[] {
-    const rows = this.missingAcct;
-    this.missingAcct = [];
-    return rows;
+    return this.acct.takeMissing();
   }
 
   /**
@@ -201,7 +159,7 @@ export class Spool implements SpoolPort {
    */
   acctPosition(): number {
     this.journal.flush();
-    return this.acctHold ?? this.acctSeq;
+    return this.acct.position();
   }
 
   /** `fn` sees each message as it becomes durable (before `accept` resolves). */
@@ -211,7 +169,7 @@ export class Spool implements SpoolPort {
 
   /** Journal compaction waits until `fn` answers true (it flushes the accounting rows). */
   setCompactionGate(fn: () => boolean): void {
-    this.acctCaughtUp = fn;
+    this.acct.caughtUp = fn;
   }
 
   /** A fresh message id: time and a sequence number, base 36. */
@@ -287,18 +245,14 @@ export class Spool implements SpoolPort {
         this.pending = [];
         this.moves = [];
         const dataErr =
-          batch.length > 0 || moves.length > 0
-            ? await this.syncData().then(
-                () => null,
-                (e: unknown) => e,
-              )
-            : null;
+          batch.length > 0 || moves.length > 0 ? await errorOf(syncBodies(this.segments)) : null;
         if (dataErr === null) {
-          if (batch.length > 0) this.acctHold ??= this.acctSeq;
+          const acct = this.acct;
+          if (batch.length > 0) acct.hold ??= acct.seq;
           for (const p of batch) {
             // In the live map from the moment its A record exists, so a concurrent snapshot includes it.
             this.live.set(p.entry.id, p.entry);
-            this.journal.append(encodeAdd(p.entry, ++this.acctSeq));
+            this.journal.append(encodeAdd(p.entry, ++acct.seq));
           }
           for (const m of moves)
             if (this.live.get(m.entry.id) === m.entry)
@@ -306,15 +260,12 @@ export class Spool implements SpoolPort {
         }
         const released = this.released;
         this.released = [];
-        const journalErr = await this.syncJournal(batch.length > 0 && dataErr === null).then(
-          () => null,
-          (e: unknown) => e,
-        );
+        const journalErr = await errorOf(syncJournal(this.journal, batch.length > 0 && dataErr === null));
         for (const [loc, size] of released) this.segments.release(loc, size);
         const err = dataErr ?? journalErr;
         for (const p of batch) this.settle(p, err);
         // Every message of the round has its `r` rows written (or was refused): the hold can go.
-        this.acctHold = null;
+        this.acct.hold = null;
         for (const m of moves) this.applyMove(m, err);
         this.maybeCompact();
       }
@@ -322,32 +273,6 @@ export class Spool implements SpoolPort {
       this.committing = false;
     }
     if (this.journal.dirty || this.released.length > 0) this.scheduleSync();
-  }
-
-  /** fsync the data segments (where a fault can be injected). */
-  private syncData(): Promise<void> {
-    if (FAULTS) {
-      try {
-        faultPoint('body-fsync');
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return this.segments.sync();
-  }
-
-  /** fsync the journal; `added`: the round appended `A` records (where faults can be injected). */
-  private syncJournal(added: boolean): Promise<void> {
-    if (FAULTS && added) {
-      try {
-        this.journal.flush();
-        faultPoint('journal-append');
-        faultPoint('journal-fsync');
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return this.journal.sync();
   }
 
   private settle(p: PendingWrite, err: unknown): void {
@@ -374,22 +299,8 @@ export class Spool implements SpoolPort {
     this.segments.release(m.from, m.entry.size);
   }
 
-  /** Compaction drops records: only once the accounting store holds every row they carry. */
   private maybeCompact(): void {
-    if (this.compacting || this.journal.dirty || !this.needsCompaction() || !this.acctCaughtUp()) return;
-    this.compacting = true;
-    if (this.journal.corruptFiles > 0) this.corruptCompactedAt = Date.now();
-    void compactJournal(this.journal, this.live, this.log).finally(() => {
-      this.compacting = false;
-    });
-  }
-
-  /** A journal file with corrupt lines is moved aside by a compaction (retried while one fails). */
-  private needsCompaction(): boolean {
-    if (this.journal.corruptFiles > 0 && Date.now() - this.corruptCompactedAt >= CORRUPT_COMPACT_RETRY_MS)
-      return true;
-    const bytes = this.journal.bytesSinceSnapshot;
-    return bytes > this.compactMinBytes && bytes > this.live.size * 600;
+    this.compaction.maybeRun(this.journal, this.live, this.acct.caughtUp, this.log);
   }
 
   /** Copy the stragglers out of mostly dead data segments (runs every minute). */
@@ -413,110 +324,19 @@ export class Spool implements SpoolPort {
     return moved;
   }
 
-  /** Outcomes reach the kernel now and are fsync'd within a second (batched). */
-  update(updates: RecipientUpdate[]): void {
-    for (const u of updates) {
-      const entry = this.live.get(u.messageId);
-      const r = entry?.recipients[u.rcptIndex];
-      if (!entry || !r) {
-        this.log.warn('update for an unknown message or recipient ignored', {
-          id: u.messageId,
-          rcpt: u.rcptIndex,
-        });
-        continue;
-      }
-      r.state = u.state;
-      r.attempts = u.attempts;
-      r.nextAttemptAt = u.nextAttemptAt;
-      r.lastDiag = u.lastDiag;
-      // The outcome's row is already with the writer, so the number can count it at once.
-      this.journal.append(encodeUpdate(u, u.acct ? ++this.acctSeq : undefined));
-    }
-    this.scheduleSync();
-  }
-
-  /** A DSN for `msg` is being built: its removal waits until `dsnSpooled`. Call synchronously. */
-  holdForDsn(msg: SpooledMessage): void {
-    this.dsnPending.set(msg.id, (this.dsnPending.get(msg.id) ?? 0) + 1);
-  }
-
-  /** The DSN for these bounced recipients is durable in the DSN outbox (or was not possible). */
-  dsnSpooled(entry: SpooledMessage, indexes: number[]): void {
-    const live = this.live.get(entry.id);
-    if (live) {
-      for (const i of indexes) if (live.recipients[i]) live.recipients[i]!.dsnSpooled = true;
-      this.journal.append(encodeDsnDone(entry.id, indexes));
-      this.scheduleSync();
-    }
-    const left = (this.dsnPending.get(entry.id) ?? 1) - 1;
-    if (left > 0) {
-      this.dsnPending.set(entry.id, left);
-      return;
-    }
-    this.dsnPending.delete(entry.id);
-    if (this.removeAfterDsn.delete(entry.id) && live) this.remove(live);
-  }
-
   /**
    * Outcome records are in the kernel already (a SIGKILL loses none); their fsync rides on the next
    * intake round, or on this timer when intake is idle. Losing the last second of outcomes to a power
    * cut means those deliveries happen again, which at-least-once allows; an fsync per outcome would
    * cost more CPU than the delivery itself.
    */
-  private scheduleSync(): void {
+  protected scheduleSync(): void {
     if (this.syncTimer || this.committing) return;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
       void this.commit(true);
     }, OUTCOME_SYNC_MS);
     this.syncTimer.unref();
-  }
-
-  /** The whole message: from memory right after intake, else from its data segment. */
-  readBody(msg: SpooledMessage): Promise<Buffer> {
-    const cached = this.cache.get(msg.id);
-    if (cached) return Promise.resolve(cached);
-    const entry = this.live.get(msg.id);
-    if (!entry) return Promise.reject(new FreightError('SPOOL_READ', `message ${msg.id} is not spooled`));
-    if (entry.seg === LEGACY_BODY) return fs.promises.readFile(this.legacyPath(entry.id));
-    return this.segments.read({ seg: entry.seg, off: entry.off }, entry.size);
-  }
-
-  openBody(msg: SpooledMessage): Readable {
-    const entry = this.live.get(msg.id);
-    if (!entry) throw new FreightError('SPOOL_READ', `message ${msg.id} is not spooled`);
-    if (entry.seg === LEGACY_BODY) return fs.createReadStream(this.legacyPath(entry.id));
-    return this.segments.stream({ seg: entry.seg, off: entry.off }, entry.size);
-  }
-
-  /** All recipients final: forget the message (after any DSN it owes is spooled). */
-  remove(msg: SpooledMessage): void {
-    const entry = this.live.get(msg.id);
-    if (!entry) return;
-    if (this.dsnPending.has(msg.id)) {
-      this.removeAfterDsn.add(msg.id);
-      return;
-    }
-    this.live.delete(msg.id);
-    this.cache.delete(msg.id);
-    this.journal.append(encodeRemove(msg.id));
-    this.scheduleSync();
-    if (entry.seg !== LEGACY_BODY) {
-      this.released.push([{ seg: entry.seg, off: entry.off }, entry.size]);
-      return;
-    }
-    fs.unlink(this.legacyPath(entry.id), (err) => {
-      if (err && err.code !== 'ENOENT')
-        this.log.warn('cannot unlink spooled body', { id: msg.id, error: err.message });
-    });
-  }
-
-  get(id: string): SpoolEntry | undefined {
-    return this.live.get(id);
-  }
-
-  get messageCount(): number {
-    return this.live.size;
   }
 
   /** Free bytes on the spool's filesystem (refreshed every 2 s). */

@@ -109,17 +109,91 @@ interface ParseState {
   stack: string[];
 }
 
-function parseFile(
-  file: string,
-  state: ParseState,
-  includedAt: { file: string; line: number } | null,
-): ConfigNode[] {
+type At = { file: string; line: number };
+
+/** `</type>`: closes the innermost open block, which must be of that type. */
+function closeBlock(line: string, here: At, open: BlockNode[], state: ParseState): void {
+  const m = /^<\/\s*([\w-]+)\s*>$/.exec(line);
+  if (!m) {
+    state.diagnostics.push({ ...here, message: `malformed closing tag '${line}'` });
+    return;
+  }
+  const type = m[1]!.toLowerCase();
+  const top = open[open.length - 1]!;
+  if (open.length === 1 || top.type !== type) {
+    const expected = open.length > 1 ? `</${top.type}> (opened at line ${top.line})` : 'no closing tag';
+    state.diagnostics.push({ ...here, message: `unexpected </${type}>, expected ${expected}` });
+    return;
+  }
+  open.pop();
+}
+
+/** `<type [name]>`: a new block inside the innermost open one. */
+function openBlock(line: string, here: At, open: BlockNode[], state: ParseState): void {
+  const m = /^<\s*([\w-]+)(?:\s+([^>]*?))?\s*>$/.exec(line);
+  if (!m) {
+    state.diagnostics.push({ ...here, message: `malformed block tag '${line}'` });
+    return;
+  }
+  const type = m[1]!.toLowerCase();
+  const block: BlockNode = { kind: 'block', type, name: m[2] ? m[2] : null, children: [], ...here };
+  open[open.length - 1]!.children.push(block);
+  open.push(block);
+}
+
+/** `include FILE|GLOB`: the included files' nodes, in place. */
+function include(value: string, here: At, state: ParseState): ConfigNode[] {
+  if (value === '') {
+    state.diagnostics.push({ ...here, message: 'include needs a file name or glob' });
+    return [];
+  }
+  const targets = expandInclude(unquote(value), here.file);
+  if (!/[*?]/.test(value) && !existsSync(targets[0]!)) {
+    state.diagnostics.push({ ...here, message: `include: no such file ${targets[0]}` });
+    return [];
+  }
+  return targets.flatMap((target) => parseFile(target, state, here));
+}
+
+/** A line that is no tag: a directive, an include, or a bare `/regex/ …` rule. */
+function directiveLine(line: string, here: At, state: ParseState): ConfigNode[] {
+  // A bare `/regex/ …` rule line (bounce-category-patterns) has no directive name.
+  if (line.startsWith('/')) return [{ kind: 'directive', name: '', value: line, ...here }];
+  const m = /^([A-Za-z][\w.-]*)(?:\s+(.*))?$/.exec(line);
+  if (!m) {
+    state.diagnostics.push({ ...here, message: `cannot parse '${line}'` });
+    return [];
+  }
+  const name = m[1]!.toLowerCase();
+  const value = (m[2] ?? '').trim();
+  if (name === 'include') return include(value, here, state);
+  return [{ kind: 'directive', name, value, ...here }];
+}
+
+/** The nodes of one file's text; unclosed blocks are reported at the line that opened them. */
+function parseText(text: string, file: string, state: ParseState): ConfigNode[] {
+  const root: BlockNode = { kind: 'block', type: '', name: null, children: [], file, line: 0 };
+  const open: BlockNode[] = [root];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = stripComment(lines[i]!).trim();
+    const here = { file, line: i + 1 };
+    if (line === '') continue;
+    if (line.startsWith('</')) closeBlock(line, here, open, state);
+    else if (line.startsWith('<')) openBlock(line, here, open, state);
+    else open[open.length - 1]!.children.push(...directiveLine(line, here, state));
+  }
+  for (const unclosed of open.slice(1)) {
+    state.diagnostics.push({ file, line: unclosed.line, message: `<${unclosed.type}> is never closed` });
+  }
+  return root.children;
+}
+
+function parseFile(file: string, state: ParseState, includedAt: At | null): ConfigNode[] {
+  const at = includedAt ?? { file, line: 0 };
   if (state.stack.includes(file)) {
-    const at = includedAt ?? { file, line: 0 };
-    state.diagnostics.push({
-      ...at,
-      message: `include cycle: ${[...state.stack, file].map((f) => basename(f)).join(' -> ')}`,
-    });
+    const chain = [...state.stack, file].map((f) => basename(f)).join(' -> ');
+    state.diagnostics.push({ ...at, message: `include cycle: ${chain}` });
     return [];
   }
   let text: string;
@@ -127,89 +201,14 @@ function parseFile(
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    const at = includedAt ?? { file, line: 0 };
     state.diagnostics.push({ ...at, message: `cannot read ${file}: ${code}` });
     return [];
   }
   if (!state.files.includes(file)) state.files.push(file);
   state.stack.push(file);
-  const root: BlockNode = { kind: 'block', type: '', name: null, children: [], file, line: 0 };
-  const open: BlockNode[] = [root];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const line = stripComment(lines[i]!).trim();
-    if (line === '') continue;
-    const here = { file, line: lineNo };
-    const top = open[open.length - 1]!;
-    if (line.startsWith('</')) {
-      const m = /^<\/\s*([\w-]+)\s*>$/.exec(line);
-      if (!m) {
-        state.diagnostics.push({ ...here, message: `malformed closing tag '${line}'` });
-        continue;
-      }
-      const type = m[1]!.toLowerCase();
-      if (open.length === 1 || top.type !== type) {
-        const expected = open.length > 1 ? `</${top.type}> (opened at line ${top.line})` : 'no closing tag';
-        state.diagnostics.push({ ...here, message: `unexpected </${type}>, expected ${expected}` });
-        continue;
-      }
-      open.pop();
-      continue;
-    }
-    if (line.startsWith('<')) {
-      const m = /^<\s*([\w-]+)(?:\s+([^>]*?))?\s*>$/.exec(line);
-      if (!m) {
-        state.diagnostics.push({ ...here, message: `malformed block tag '${line}'` });
-        continue;
-      }
-      const block: BlockNode = {
-        kind: 'block',
-        type: m[1]!.toLowerCase(),
-        name: m[2] ? m[2] : null,
-        children: [],
-        ...here,
-      };
-      top.children.push(block);
-      open.push(block);
-      continue;
-    }
-    if (line.startsWith('/')) {
-      // A bare `/regex/ …` rule line (bounce-category-patterns): no directive name.
-      top.children.push({ kind: 'directive', name: '', value: line, ...here });
-      continue;
-    }
-    const m = /^([A-Za-z][\w.-]*)(?:\s+(.*))?$/.exec(line);
-    if (!m) {
-      state.diagnostics.push({ ...here, message: `cannot parse '${line}'` });
-      continue;
-    }
-    const name = m[1]!.toLowerCase();
-    const value = (m[2] ?? '').trim();
-    if (name === 'include') {
-      if (value === '') {
-        state.diagnostics.push({ ...here, message: 'include needs a file name or glob' });
-        continue;
-      }
-      const targets = expandInclude(unquote(value), file);
-      if (!/[*?]/.test(value) && !existsSync(targets[0]!)) {
-        state.diagnostics.push({ ...here, message: `include: no such file ${targets[0]}` });
-        continue;
-      }
-      for (const target of targets) top.children.push(...parseFile(target, state, here));
-      continue;
-    }
-    top.children.push({ kind: 'directive', name, value, ...here });
-  }
-  for (const unclosed of open.slice(1)) {
-    state.diagnostics.push({
-      file,
-      line: unclosed.line,
-      message: `<${unclosed.type}> is never closed`,
-    });
-  }
+  const nodes = parseText(text, file, state);
   state.stack.pop();
-  return root.children;
+  return nodes;
 }
 
 /** Strip one level of matching quotes. */

@@ -137,6 +137,7 @@ test('freight classify --explain prints the evidence and the deciding rule', () 
   const out = text.stdout;
   assert.match(out, /^stage: +rcpt \(from the wrapper\)$/m);
   assert.match(out, /^wrapper: +postfix, host mx\.example\.com$/m);
+  assert.match(out, /^provider: +not recognised$/m);
   assert.match(out, /^basic: +550$/m);
   assert.match(out, /^enhanced: +5\.1\.1 \(RFC 3463: Bad destination mailbox address\)/m);
   assert.match(out, /^phrase: .* → policy-related \(not eligible/m);

@@ -60,6 +60,8 @@ export interface Explanation extends Classification {
   status: { rule: string; category: BounceCategory; generic: boolean } | null;
   wrappers: string[];
   host: string | null;
+  /** The mailbox provider the remote host or the reply's own markers point to, if one is known. */
+  provider: string | null;
   phrases: PhraseHit[];
   /** A stage rule that changed the category, if any. */
   stageRule: string | null;
@@ -168,6 +170,7 @@ export class BounceClassifier {
       status: status ? { rule: status.at, category: status.category, generic: status.generic } : null,
       wrappers: p.wrappers,
       host: p.host,
+      provider: providerOf(p),
       phrases: [],
       stageRule: null,
       final: false,
@@ -271,6 +274,30 @@ export class BounceClassifier {
       if (r.stages.includes(stage) && r.from.includes(category)) return r;
     return null;
   }
+}
+
+/** Providers by their MX host names or the markers their replies carry (explanation only). */
+const PROVIDERS: ReadonlyArray<[string, RegExp]> = [
+  ['google', /google\.com|googlemail|gsmtp|support\.google\.com/i],
+  ['microsoft', /outlook\.com|hotmail|protection\.outlook|exchangelabs|office365|\bS3150\b/i],
+  ['yahoo', /yahoo|aol\.com|yahoodns/i],
+  ['apple', /icloud|\bme\.com|apple\.com/i],
+  ['orange', /orange\.fr|wanadoo|\bOFR\d*_\d+/i],
+  ['gmx/web.de', /gmx\.|web\.de|kundenserver|1and1|ionos/i],
+  ['t-online', /t-online/i],
+  ['comcast', /comcast/i],
+  ['cox', /\bcox\.|AUP#/i],
+  ['mimecast', /mimecast/i],
+  ['proofpoint', /pphosted|proofpoint/i],
+  ['amazon ses', /amazonses|amazonaws/i],
+  ['zoho', /zoho/i],
+  ['tencent', /qq\.com|exmail/i],
+];
+
+function providerOf(p: ParsedReply): string | null {
+  const where = `${p.host ?? ''} ${p.text}`;
+  for (const [name, re] of PROVIDERS) if (re.test(where)) return name;
+  return null;
 }
 
 /** A 5xx (or 5.x.x with no basic code); with no code at all, final unless the text says it will retry. */

@@ -91,6 +91,7 @@ export function renderExplanation(e: Explanation & { reply: string }): string {
   lines.push(
     `wrapper:   ${e.wrappers.length > 0 ? e.wrappers.join(' > ') : 'none'}${e.host ? `, host ${e.host}` : ''}`,
   );
+  lines.push(`provider:  ${e.provider ?? 'not recognised'}`);
   lines.push(`basic:     ${e.basic ?? 'none'}${e.basicMeaning ? ` (${e.basicMeaning})` : ''}`);
   const status = e.status
     ? `; ${e.status.rule} → ${e.status.category}${e.status.generic ? ', generic' : ''}`

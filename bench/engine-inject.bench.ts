@@ -19,16 +19,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { startDnsServer } from '../harness/dns.js';
+import { startEngine } from '../harness/engine-proc.js';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { startTestPostfix } from '../harness/postfix.js';
+import { runLoad, taggedMessage } from '../harness/smtp-load.js';
 import { controlRequest } from '../sidecar/engine/control/client.js';
 import type { EngineStatusReport } from '../sidecar/engine/control/protocol.js';
-import { startDnsServer } from '../test/world/dns.js';
-import { addr, freePort, testSubnet } from '../test/world/ports.js';
-import { startTestPostfix } from '../test/world/postfix.js';
 import { buildSidecar } from './lib/build-sidecar.js';
-import { startEngine } from './lib/engine-proc.js';
 import { postfixRelayRate } from './lib/postfix-relay.js';
 import { processCpu } from './lib/proc-cpu.js';
-import { runLoad, taggedMessage } from './lib/smtp-load.js';
 
 const { values } = parseArgs({
   options: {

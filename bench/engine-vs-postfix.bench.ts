@@ -23,13 +23,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startDnsServer } from '../harness/dns.js';
+import { startEngine } from '../harness/engine-proc.js';
+import { until } from '../harness/index.js';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { startTestPostfix } from '../harness/postfix.js';
 import { AcctStore } from '../sidecar/acct/store.js';
-import { startDnsServer } from '../test/world/dns.js';
-import { until } from '../test/world/index.js';
-import { addr, freePort, testSubnet } from '../test/world/ports.js';
-import { startTestPostfix } from '../test/world/postfix.js';
 import { buildSidecar } from './lib/build-sidecar.js';
-import { startEngine } from './lib/engine-proc.js';
 import { postfixRelayRate, smtpSource } from './lib/postfix-relay.js';
 import { processCpu } from './lib/proc-cpu.js';
 

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FreightError } from '../../sidecar/common/errors.js';
+import { FreightError } from '../sidecar/common/errors.js';
 
 const run = promisify(execFile);
 

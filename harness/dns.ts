@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { isIP } from 'node:net';
 import type DNS from 'dns2';
 import { Packet, TCPServer, UDPServer } from 'dns2';
-import { FreightError } from '../../sidecar/common/errors.js';
+import { FreightError } from '../sidecar/common/errors.js';
 import { assertLoopback } from './ports.js';
 
 type DnsPacket = InstanceType<typeof Packet>;

@@ -1,12 +1,12 @@
 /**
  * Spawns the engine as a real child process (for crash tests and benches) and waits for its log lines.
- * Uses bench/lib/engine-runner.ts, which runs the same `engine` Command as `freight engine`.
+ * Uses harness/engine-runner.ts, which runs the same `engine` Command as `freight engine`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const RUNNER = fileURLToPath(new URL('./engine-runner.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface EngineProc {
   child: ChildProcess;

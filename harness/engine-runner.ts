@@ -1,9 +1,9 @@
 /**
  * Runs one of the engine's CLI commands exactly as `freight` does (same Command objects), for tests and
  * benches that spawn them as child processes before/without the main CLI:
- * `node --import tsx bench/lib/engine-runner.ts engine --config FILE`, `… show queues --json --config F`.
+ * `node --import tsx harness/engine-runner.ts engine --config FILE`, `… show queues --json --config F`.
  */
-import { commands } from '../../sidecar/engine/cli.js';
+import { commands } from '../sidecar/engine/cli.js';
 
 const [name, ...rest] = process.argv.slice(2);
 const cmd = commands.find((c) => c.name === name);

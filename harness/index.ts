@@ -1,4 +1,8 @@
-/** The test world: loopback DNS, sink MX servers and address helpers shared by integration tests. */
+/**
+ * harness/: the one folder that test/ and bench/ share (neither imports the other). The test world
+ * (loopback DNS, sink MX servers, private Postfix instances, Freight daemons as child processes), the
+ * SMTP/LMTP load generator and the one wait helper; nothing here imports test/ or bench/.
+ */
 export { type TestCertificate, testCertificate } from './cert.js';
 export {
   type DnsQuery,

@@ -5,7 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
-import { FreightError } from '../../sidecar/common/errors.js';
+import { FreightError } from '../sidecar/common/errors.js';
 
 /** True for an IPv4 address inside 127.0.0.0/8. */
 export function isLoopbackV4(host: string): boolean {

@@ -5,11 +5,11 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../sidecar/config/load.js';
-import type { FreightConfig } from '../../sidecar/config/model.js';
-import { postfixCommand, startPostfix, stopPostfix } from '../../sidecar/postfix/instance.js';
-import type { PostfixLayout } from '../../sidecar/postfix/layout.js';
-import { renderPostfix } from '../../sidecar/postfix/render.js';
+import { loadConfig } from '../sidecar/config/load.js';
+import type { FreightConfig } from '../sidecar/config/model.js';
+import { postfixCommand, startPostfix, stopPostfix } from '../sidecar/postfix/instance.js';
+import type { PostfixLayout } from '../sidecar/postfix/layout.js';
+import { renderPostfix } from '../sidecar/postfix/render.js';
 import { freePort } from './ports.js';
 import { watchLockPenalty } from './postfix-lock-penalty.js';
 

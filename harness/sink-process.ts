@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FreightError } from '../../sidecar/common/errors.js';
+import { FreightError } from '../sidecar/common/errors.js';
 import type { SinkScript } from './sink-script.js';
 
 export interface SinkProcessSpec {

@@ -3,7 +3,7 @@
  * amount of state evaluating it needs (a seeded RNG so deferrals repeat run to run, and the
  * sliding windows behind `rateLimit`).
  */
-import { FreightError } from '../../sidecar/common/errors.js';
+import { FreightError } from '../sidecar/common/errors.js';
 
 export interface SinkReply {
   /** SMTP reply code, 200..599. */

@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { FreightError } from '../../sidecar/common/errors.js';
+import { FreightError } from '../sidecar/common/errors.js';
 import { testCertificate } from './cert.js';
 import { assertLoopback } from './ports.js';
 import {

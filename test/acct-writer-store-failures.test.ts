@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
+import { freePort } from '../harness/ports.js';
+import { greet, SmtpClient, sendMessage, taggedMessage } from '../harness/smtp-load.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
@@ -18,7 +19,6 @@ import { Intake } from '../sidecar/engine/intake/listener.js';
 import { engineSettings } from '../sidecar/engine/settings.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
 import type { SchedulerPort } from '../sidecar/engine/types.js';
-import { freePort } from './world/ports.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 

@@ -8,14 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { type FreightDaemon, startFreight } from '../harness/freight.js';
+import { httpCall } from '../harness/http.js';
+import { until } from '../harness/index.js';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { writeFreightConf } from '../harness/postfix.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { RampState } from '../sidecar/ramp/state.js';
-import { type FreightDaemon, startFreight } from './world/freight.js';
-import { httpCall } from './world/http.js';
-import { until } from './world/index.js';
-import { addr, freePort, testSubnet } from './world/ports.js';
-import { writeFreightConf } from './world/postfix.js';
 
 const KEY = 'test-key-5f1c9a';
 

@@ -9,16 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
-import { type EngineProc, startEngine } from '../bench/lib/engine-proc.js';
-import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
+import { startDnsServer, type TestDns } from '../harness/dns.js';
+import { type EngineProc, startEngine } from '../harness/engine-proc.js';
+import { type FreightDaemon, startFreight } from '../harness/freight.js';
+import { httpCall } from '../harness/http.js';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { type Sink, startSink } from '../harness/sink.js';
+import { greet, SmtpClient, sendMessage, taggedMessage } from '../harness/smtp-load.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import type { QueueInfo } from '../sidecar/engine/control/protocol.js';
 import { TailerStore } from '../sidecar/tailer/offset-store.js';
-import { startDnsServer, type TestDns } from './world/dns.js';
-import { type FreightDaemon, startFreight } from './world/freight.js';
-import { httpCall } from './world/http.js';
-import { addr, freePort, testSubnet } from './world/ports.js';
-import { type Sink, startSink } from './world/sink.js';
 
 const KEY = 'metrics-key-77';
 

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { type FreightDaemon, startFreight } from '../harness/freight.js';
+import { freePort } from '../harness/ports.js';
 import { PolicyClient } from '../sidecar/policy/client.js';
-import { type FreightDaemon, startFreight } from './world/freight.js';
-import { freePort } from './world/ports.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'freight-reload-'));
 let daemon: FreightDaemon | null = null;

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { poolOfTwo, startWorld, type World } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
 
 const TSS04 = (ip: string) =>
   `4.7.0 [TSS04] Messages from ${ip} temporarily deferred due to unexpected volume or user complaints`;

@@ -10,12 +10,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { until } from '../harness/index.js';
 import type { Clock, CronStarter } from '../sidecar/deliverability/clock.js';
 import { ManualClock } from '../sidecar/deliverability/clock.js';
 import { reverseIp } from '../sidecar/deliverability/dnsbl.js';
 import { independentVerify, testResolver } from './dkim-verify.js';
 import { poolOfTwo, startWorld } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
 
 const DAY = 86_400_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

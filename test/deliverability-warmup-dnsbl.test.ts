@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { startDnsServer, type TestDns } from '../harness/index.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { loadConfig } from '../sidecar/config/load.js';
@@ -18,7 +19,6 @@ import { DnsblWatch, resolverLookup, reverseIp } from '../sidecar/deliverability
 import { EventRecorder } from '../sidecar/deliverability/events.js';
 import { SourceIpState } from '../sidecar/deliverability/source-ip-state.js';
 import { WarmupTracker } from '../sidecar/deliverability/warmup.js';
-import { startDnsServer, type TestDns } from './world/index.js';
 
 const CONF = `
 host-name mta.example.net

@@ -13,11 +13,11 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import nodemailer from 'nodemailer';
+import { startDnsServer, startSink, type TestDns } from '../harness/index.js';
 import { isFreightError } from '../sidecar/common/errors.js';
 import { loadDomainKeys } from '../sidecar/dkim/keys.js';
 import { type DkimMessage, DkimSigner } from '../sidecar/dkim/signer.js';
 import { independentVerify, testResolver } from './dkim-verify.js';
-import { startDnsServer, startSink, type TestDns } from './world/index.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ed = generateKeyPairSync('ed25519');

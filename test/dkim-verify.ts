@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import DNS from 'dns2';
-import type { TestDns } from './world/index.js';
+import type { TestDns } from '../harness/index.js';
 
 /** Resolver for mailauth in dns.resolve's shape, asking only the test DNS. */
 export function testResolver(dns: TestDns) {

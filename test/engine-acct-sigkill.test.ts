@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
+import { greet, SmtpClient, sendMessage, taggedMessage } from '../harness/smtp-load.js';
 import {
   acctCounts,
   assertAcctMatchesSink,

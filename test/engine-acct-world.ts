@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { type EngineProc, startEngine } from '../bench/lib/engine-proc.js';
+import { startDnsServer, type TestDns } from '../harness/dns.js';
+import { type EngineProc, startEngine } from '../harness/engine-proc.js';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { type Sink, startSink } from '../harness/sink.js';
+import type { SinkScript } from '../harness/sink-script.js';
 import { controlRequest } from '../sidecar/engine/control/client.js';
 import type { EngineStatusReport } from '../sidecar/engine/control/protocol.js';
-import { startDnsServer, type TestDns } from './world/dns.js';
-import { addr, freePort, testSubnet } from './world/ports.js';
-import { type Sink, startSink } from './world/sink.js';
-import type { SinkScript } from './world/sink-script.js';
 
 export const DOMAIN = 'acct.test';
 

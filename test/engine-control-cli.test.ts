@@ -9,12 +9,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type EngineProc, runEngineCli, startEngine } from '../bench/lib/engine-proc.js';
-import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
+import { startDnsServer, type TestDns } from '../harness/dns.js';
+import { type EngineProc, runEngineCli, startEngine } from '../harness/engine-proc.js';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { type Sink, startSink } from '../harness/sink.js';
+import { greet, SmtpClient, sendMessage, taggedMessage } from '../harness/smtp-load.js';
 import type { EngineStatusReport, QueueInfo } from '../sidecar/engine/control/protocol.js';
-import { startDnsServer, type TestDns } from './world/dns.js';
-import { addr, freePort, testSubnet } from './world/ports.js';
-import { type Sink, startSink } from './world/sink.js';
 
 describe('engine control channel and CLI', () => {
   let dir: string;

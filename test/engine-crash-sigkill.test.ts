@@ -8,8 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { EngineProc } from '../bench/lib/engine-proc.js';
-import { runLoad, taggedMessage } from '../bench/lib/smtp-load.js';
+import type { EngineProc } from '../harness/engine-proc.js';
+import { runLoad, taggedMessage } from '../harness/smtp-load.js';
 import { assertAcctMatchesSink, DOMAIN, type EngineWorld, engineWorld } from './engine-acct-world.js';
 
 const MAX_SMTP_OUT = 4;

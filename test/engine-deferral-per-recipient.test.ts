@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { BounceClassifier } from '../sidecar/classify/classifier.js';
 import { startWorld, type World } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
 
 const classifier = BounceClassifier.load();
 const category = (reply: string) => classifier.classify(reply).category;

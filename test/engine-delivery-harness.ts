@@ -8,6 +8,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import {
+  addr,
+  freePort,
+  type Sink,
+  type SinkScript,
+  startDnsServer,
+  startSink,
+  type TestDns,
+  testSubnet,
+} from '../harness/index.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
@@ -18,16 +28,6 @@ import type { BouncedRecipient } from '../sidecar/engine/deliver/outcome.js';
 import { createScheduler, type Scheduler, type SchedulerDeps } from '../sidecar/engine/schedule/scheduler.js';
 import type { RecipientUpdate, SpooledMessage, SpoolPort } from '../sidecar/engine/types.js';
 import { SuppressionList } from '../sidecar/suppress/list.js';
-import {
-  addr,
-  freePort,
-  type Sink,
-  type SinkScript,
-  startDnsServer,
-  startSink,
-  type TestDns,
-  testSubnet,
-} from './world/index.js';
 
 export class MemorySpool implements SpoolPort {
   readonly bodies = new Map<string, Buffer>();

@@ -6,9 +6,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { AcctRecord } from '../sidecar/acct/record.js';
-import { AcctStore } from '../sidecar/acct/store.js';
-import { EngineDaemon } from '../sidecar/engine/daemon.js';
 import {
   addr,
   freePort,
@@ -18,9 +15,12 @@ import {
   type TestDns,
   testSubnet,
   until,
-} from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { submit } from './world/smtp-client.js';
+} from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { submit } from '../harness/smtp-client.js';
+import type { AcctRecord } from '../sidecar/acct/record.js';
+import { AcctStore } from '../sidecar/acct/store.js';
+import { EngineDaemon } from '../sidecar/engine/daemon.js';
 
 const subnet = testSubnet();
 const ip = (n: number) => addr(subnet, n);

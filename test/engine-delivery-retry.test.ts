@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
 import { startWorld, type World } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
 
 describe('engine delivery: retries, expiry, failover', () => {
   let w: World;

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
 import { startWorld, type World } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
 
 describe('engine delivery: routing and outcomes', () => {
   let w: World;

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startDnsServer, type TestDns } from '../harness/index.js';
 import { createDnsResolver } from '../sidecar/dns/resolver.js';
 import { planMx } from '../sidecar/engine/deliver/mx.js';
-import { startDnsServer, type TestDns } from './world/index.js';
 
 const v4 = new Set<4 | 6>([4]);
 

@@ -10,13 +10,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
+import { addr, testSubnet } from '../harness/ports.js';
+import { type Sink, startSink } from '../harness/sink.js';
 import type { Logger } from '../sidecar/common/log.js';
 import { DsnSender } from '../sidecar/engine/dsn/sender.js';
 import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool/entry.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
-import { until } from './world/index.js';
-import { addr, testSubnet } from './world/ports.js';
-import { type Sink, startSink } from './world/sink.js';
 
 const draft: MessageDraft = {
   sender: 'sender@app.test',

@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { addr, testSubnet } from '../harness/ports.js';
+import { type Sink, startSink } from '../harness/sink.js';
 import { DsnSender } from '../sidecar/engine/dsn/sender.js';
 import type { MessageDraft } from '../sidecar/engine/spool/entry.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
-import { addr, testSubnet } from './world/ports.js';
-import { type Sink, startSink } from './world/sink.js';
 
 const draft = (sender: string, rcpts: string[]): MessageDraft => ({
   sender,

@@ -8,9 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { AcctRecord } from '../sidecar/acct/record.js';
-import { AcctStore } from '../sidecar/acct/store.js';
-import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
+import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
 import {
   addr,
   freePort,
@@ -20,9 +18,11 @@ import {
   type TestDns,
   testSubnet,
   until,
-} from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { submit } from './world/smtp-client.js';
+} from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { submit } from '../harness/smtp-client.js';
+import type { AcctRecord } from '../sidecar/acct/record.js';
+import { AcctStore } from '../sidecar/acct/store.js';
 
 const subnet = testSubnet();
 const ip = (n: number) => addr(subnet, n);

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { runLoad, taggedMessage } from '../bench/lib/smtp-load.js';
+import { runLoad, taggedMessage } from '../harness/smtp-load.js';
 import { assertAcctMatchesSink, DOMAIN, type EngineWorld, engineWorld } from './engine-acct-world.js';
 
 const MESSAGES = 40;

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { greet, SmtpClient, sendMessage, taggedMessage } from '../bench/lib/smtp-load.js';
+import { freePort } from '../harness/ports.js';
+import { greet, SmtpClient, sendMessage, taggedMessage } from '../harness/smtp-load.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { loadConfig } from '../sidecar/config/load.js';
@@ -15,7 +16,6 @@ import { Intake } from '../sidecar/engine/intake/listener.js';
 import { type EngineSettings, engineSettings } from '../sidecar/engine/settings.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
 import type { SchedulerPort, SpooledMessage } from '../sidecar/engine/types.js';
-import { freePort } from './world/ports.js';
 
 /** Stands in for the delivery half: records what intake hands over. */
 class RecordingScheduler implements SchedulerPort {

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
+import { type RemoteSink, type SinkProcess, startSinkProcess } from '../harness/sink-process.js';
 import { startWorld, type World } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
-import { type RemoteSink, type SinkProcess, startSinkProcess } from './world/sink-process.js';
 
 describe('engine isolation between queues', () => {
   let w: World;

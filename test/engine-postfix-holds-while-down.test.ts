@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { AcctStore } from '../sidecar/acct/store.js';
-import { type FreightDaemon, startFreight } from './world/freight.js';
+import { type FreightDaemon, startFreight } from '../harness/freight.js';
 import {
   addr,
   freePort,
@@ -18,9 +17,10 @@ import {
   type TestDns,
   testSubnet,
   until,
-} from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { submit } from './world/smtp-client.js';
+} from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { submit } from '../harness/smtp-client.js';
+import { AcctStore } from '../sidecar/acct/store.js';
 
 const MESSAGES = 50;
 const RCPTS_PER_MESSAGE = 4;

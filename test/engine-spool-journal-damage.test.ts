@@ -10,13 +10,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it, mock } from 'node:test';
+import { until } from '../harness/index.js';
 import type { Logger } from '../sidecar/common/log.js';
 import type { MessageDraft, SpoolEntry } from '../sidecar/engine/spool/entry.js';
 import { spoolFsync } from '../sidecar/engine/spool/fsync.js';
 import { SpoolJournal } from '../sidecar/engine/spool/journal.js';
 import { Spool } from '../sidecar/engine/spool/spool.js';
 import { startWorld } from './engine-delivery-harness.js';
-import { until } from './world/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freight-journal-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { runFreight, startFreight } from '../harness/freight.js';
+import { addr, freePort, startSink, testSubnet } from '../harness/index.js';
+import { writeFreightConf } from '../harness/postfix.js';
+import { descendants, survivors } from '../harness/procs.js';
 import { pidFilePath, readLivePid } from '../sidecar/common/daemon.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { masterPid } from '../sidecar/postfix/instance.js';
 import { postfixLayout } from '../sidecar/postfix/layout.js';
-import { runFreight, startFreight } from './world/freight.js';
-import { addr, freePort, startSink, testSubnet } from './world/index.js';
-import { writeFreightConf } from './world/postfix.js';
-import { descendants, survivors } from './world/procs.js';
 
 const exec = promisify(execFile);
 

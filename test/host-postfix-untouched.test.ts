@@ -13,10 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { packageRoot } from '../sidecar/common/paths.js';
-import { EngineDaemon } from '../sidecar/engine/daemon.js';
-import { masterPid, startPostfix, stopPostfix } from '../sidecar/postfix/instance.js';
-import type { PostfixLayout } from '../sidecar/postfix/layout.js';
 import {
   addr,
   freePort,
@@ -25,9 +21,13 @@ import {
   startSink,
   type TestDns,
   testSubnet,
-} from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { submit } from './world/smtp-client.js';
+} from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { submit } from '../harness/smtp-client.js';
+import { packageRoot } from '../sidecar/common/paths.js';
+import { EngineDaemon } from '../sidecar/engine/daemon.js';
+import { masterPid, startPostfix, stopPostfix } from '../sidecar/postfix/instance.js';
+import type { PostfixLayout } from '../sidecar/postfix/layout.js';
 
 const run = promisify(execFile);
 const subnet = testSubnet();

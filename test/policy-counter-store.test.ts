@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { freePort } from '../harness/ports.js';
 import { createLogger } from '../sidecar/common/log.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { PolicyClient } from '../sidecar/policy/client.js';
@@ -16,7 +17,6 @@ import { decodeCounterBatch } from '../sidecar/policy/counter-batch.js';
 import { startPolicyDaemon } from '../sidecar/policy/daemon.js';
 import { Limiter } from '../sidecar/policy/limiter.js';
 import { buildPolicySettings } from '../sidecar/policy/limits-config.js';
-import { freePort } from './world/ports.js';
 
 const rcpt = (sender: string, n: number) =>
   `request=smtpd_access_policy\nprotocol_state=RCPT\nsender=${sender}\nrecipient=r${n}@dest.test\n\n`;

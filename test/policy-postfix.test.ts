@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { SuppressionList } from '../sidecar/suppress/list.js';
-import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 
 let pf: TestPostfix;
 let policy: FreightDaemon | null = null;

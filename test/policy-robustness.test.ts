@@ -5,11 +5,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { freePort } from '../harness/ports.js';
 import { createLogger, setLogSink } from '../sidecar/common/log.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { PolicyClient } from '../sidecar/policy/client.js';
 import { type PolicyDaemon, startPolicyDaemon } from '../sidecar/policy/daemon.js';
-import { freePort } from './world/ports.js';
 
 const REQ =
   'request=smtpd_access_policy\nprotocol_state=RCPT\nsender=a@x.com\nrecipient=b@y.com\ninstance=1\n\n';

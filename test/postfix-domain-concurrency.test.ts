@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { addr, freePort, startSink, testSubnet } from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import type { Sink } from './world/sink.js';
-import { submit } from './world/smtp-client.js';
+import { addr, freePort, startSink, testSubnet } from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import type { Sink } from '../harness/sink.js';
+import { submit } from '../harness/smtp-client.js';
 
 const MESSAGES = 12;
 let postfix: TestPostfix;

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
+import { addr, freePort, startSink, testSubnet } from '../harness/index.js';
+import { startTestPostfix } from '../harness/postfix.js';
+import { descendants, survivors } from '../harness/procs.js';
+import { submit } from '../harness/smtp-client.js';
 import { masterPid } from '../sidecar/postfix/instance.js';
-import { addr, freePort, startSink, testSubnet } from './world/index.js';
-import { startTestPostfix } from './world/postfix.js';
-import { descendants, survivors } from './world/procs.js';
-import { submit } from './world/smtp-client.js';
 
 test('private Postfix instance: start, deliver, stop, nothing left running', async () => {
   const host = addr(testSubnet(), 7);

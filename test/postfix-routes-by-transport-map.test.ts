@@ -1,10 +1,10 @@
 /** A real private Postfix relays mail by transport map to a sink MX, and logs status=sent for it. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { addr, freePort, startSink, testSubnet } from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import type { Sink } from './world/sink.js';
-import { submit } from './world/smtp-client.js';
+import { addr, freePort, startSink, testSubnet } from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import type { Sink } from '../harness/sink.js';
+import { submit } from '../harness/smtp-client.js';
 
 let postfix: TestPostfix;
 let sink: Sink;

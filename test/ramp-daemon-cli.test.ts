@@ -7,10 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
+import { freePort, until } from '../harness/index.js';
 import { rampBucket, routesToEngine } from '../sidecar/ramp/hash.js';
 import { SocketmapClient } from './ramp-harness.js';
-import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { freePort, until } from './world/index.js';
 
 let dir: string;
 let conf: string;

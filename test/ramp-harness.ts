@@ -3,14 +3,14 @@
  * submission to a real Postfix, and per-recipient arrival counts at sinks.
  */
 import net from 'node:net';
+import type { Sink } from '../harness/sink.js';
+import { submit } from '../harness/smtp-client.js';
 import {
   encodeNetstring,
   NetstringDecoder,
   parseReply,
   type SocketmapReply,
 } from '../sidecar/ramp/socketmap.js';
-import type { Sink } from './world/sink.js';
-import { submit } from './world/smtp-client.js';
 
 /** One connection, sequential lookups, like Postfix's dict_sockmap client. */
 export class SocketmapClient {

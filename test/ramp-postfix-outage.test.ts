@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { submit } from '../harness/smtp-client.js';
 import { arrivalCounts, recipients, submitBulk } from './ramp-harness.js';
-import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { submit } from './world/smtp-client.js';
 
 let postfix: TestPostfix;
 let engineSink: Sink;

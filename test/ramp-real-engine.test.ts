@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { startDnsServer, type TestDns } from '../harness/dns.js';
+import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
 import { arrivalCounts, recipients, submitBulk } from './ramp-harness.js';
-import { startDnsServer, type TestDns } from './world/dns.js';
-import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
 
 const subnet = testSubnet();
 const ip = (n: number) => addr(subnet, n);

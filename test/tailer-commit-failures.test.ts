@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type EngineProc, runEngineCli, startEngine } from '../bench/lib/engine-proc.js';
+import { type EngineProc, runEngineCli, startEngine } from '../harness/engine-proc.js';
+import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
+import { httpCall } from '../harness/http.js';
+import { until } from '../harness/index.js';
 import type { AcctStore } from '../sidecar/acct/store.js';
 import type { Logger } from '../sidecar/common/log.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
 import { importLogs } from '../sidecar/tailer/import.js';
 import { type TailerWorld, tailerWorld } from './tailer-harness.js';
-import { type FreightDaemon, runFreight, startFreight } from './world/freight.js';
-import { httpCall } from './world/http.js';
-import { until } from './world/index.js';
 
 const count = (store: AcctStore, sql: string, ...args: unknown[]) =>
   (store.db.prepare(sql).get(...args) as { n: number }).n;

@@ -5,10 +5,10 @@
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../harness/ports.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import type { FreightConfig } from '../sidecar/config/model.js';
-import { freePort } from './world/ports.js';
 
 export interface TailerWorld {
   dir: string;

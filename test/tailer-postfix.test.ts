@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { addr, freePort, testSubnet } from '../harness/ports.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { type Sink, startSink } from '../harness/sink.js';
 import { trail } from '../sidecar/acct/query.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
-import { addr, freePort, testSubnet } from './world/ports.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { type Sink, startSink } from './world/sink.js';
 
 const run = promisify(execFile);
 type Row = Record<string, string | number | null>;

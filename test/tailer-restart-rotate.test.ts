@@ -20,12 +20,12 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { addr, testSubnet } from '../harness/ports.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { type Sink, startSink } from '../harness/sink.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 import { postfixCommand } from '../sidecar/postfix/instance.js';
 import { Ingest } from '../sidecar/tailer/ingest.js';
-import { addr, testSubnet } from './world/ports.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { type Sink, startSink } from './world/sink.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../sidecar/tailer/cli.ts', import.meta.url));

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../harness/index.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import type { AcctStore } from '../sidecar/acct/store.js';
 import { AcctWriter } from '../sidecar/acct/writer.js';
@@ -14,7 +15,6 @@ import { isFreightError } from '../sidecar/common/errors.js';
 import { loadConfig } from '../sidecar/config/load.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
 import { type TailerWorld, tailerWorld } from './tailer-harness.js';
-import { until } from './world/index.js';
 
 const H = 3_600_000;
 const DAY = 24 * H;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Resolver } from 'node:dns/promises';
 import { after, before, test } from 'node:test';
 import DNS from 'dns2';
-import { splitTxt, startDnsServer, type TestDns } from './world/index.js';
+import { splitTxt, startDnsServer, type TestDns } from '../harness/index.js';
 
 let dns: TestDns;
 

@@ -1,5 +1,5 @@
 /**
- * The test world's answer to qmgr's 60 s lock penalty (test/world/postfix-lock-penalty.ts). The test
+ * The test world's answer to qmgr's 60 s lock penalty (harness/postfix-lock-penalty.ts). The test
  * makes the penalty happen on purpose: it holds a shared flock on a deferred queue file — what a
  * delivery agent slow to close the file does on a loaded machine — until qmgr finds the file locked
  * and parks it in `incoming` a minute ahead. Released, the message must be delivered in seconds, not
@@ -10,9 +10,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { addr, freePort, type Sink, startSink, testSubnet, until } from './world/index.js';
-import { startTestPostfix, type TestPostfix } from './world/postfix.js';
-import { submit } from './world/smtp-client.js';
+import { addr, freePort, type Sink, startSink, testSubnet, until } from '../harness/index.js';
+import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { submit } from '../harness/smtp-client.js';
 
 let postfix: TestPostfix;
 let sink: Sink;

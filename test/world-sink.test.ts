@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import { addr, freePort, type Sink, type SinkOptions, startSink, testSubnet } from './world/index.js';
+import { addr, freePort, type Sink, type SinkOptions, startSink, testSubnet } from '../harness/index.js';
 
 const subnet = testSubnet();
 let nextHost = 1;

@@ -5,7 +5,7 @@
  * `status=sent`.
  */
 import { spawn } from 'node:child_process';
-import { until } from '../../test/world/index.js';
+import { until } from '../../harness/index.js';
 
 export interface SmtpSourceLoad {
   host: string;

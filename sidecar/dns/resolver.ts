@@ -68,10 +68,7 @@ function systemNameServer(): HostPort {
   } catch (err) {
     log.warn('cannot read /etc/resolv.conf', { error: errorMessage(err) });
   }
-  throw new FreightError(
-    'ENGINE_DNS_NO_SERVER',
-    'no dns-server configured and no nameserver in /etc/resolv.conf',
-  );
+  throw new FreightError('DNS_NO_SERVER', 'no dns-server configured and no nameserver in /etc/resolv.conf');
 }
 
 function normalize(name: string): string {
@@ -81,42 +78,70 @@ function normalize(name: string): string {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new FreightError('ENGINE_DNS_TIMEOUT', `${what} timed out after ${ms} ms`)),
-      ms,
-    );
+    timer = setTimeout(() => reject(new FreightError('DNS_TIMEOUT', `${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function createDnsResolver(opts: DnsResolverOptions): DnsResolver {
-  const server = opts.server ?? systemNameServer();
-  const timeoutMs = opts.timeoutMs ?? 3000;
-  const udpTries = Math.max(1, opts.udpTries ?? 2);
-  const maxTtlMs = opts.maxTtlMs ?? 3_600_000;
-  const maxNegativeTtlMs = opts.maxNegativeTtlMs ?? 300_000;
-  const errorTtlMs = opts.errorTtlMs ?? 5_000;
-  const now = opts.now ?? Date.now;
-  // dns2's UDP client already retries over TCP when the TC bit is set.
-  const udp = DNS.UDPClient({ dns: server.host, port: server.port, timeout: timeoutMs, retryOverTCP: true });
-  const tcp = DNS.TCPClient({ dns: server.host, port: server.port });
-  const cache = new Map<string, CacheEntry>();
-  const inflight = new Map<string, Promise<CacheEntry['result']>>();
+type Result = CacheEntry['result'];
 
-  async function query(name: string, type: LookupType): Promise<Packet> {
+/** The records of a successful answer (MX hosts, or the addresses that are IPs). */
+function answerResult(type: LookupType, answers: Packet['answers']): Result {
+  if (type === 'MX')
+    return {
+      kind: 'ok',
+      records: answers.map((r) => ({ exchange: normalize(r.exchange ?? ''), priority: r.priority ?? 0 })),
+    };
+  return { kind: 'ok', records: answers.map((r) => r.address ?? '').filter((a) => isIP(a) !== 0) };
+}
+
+class Dns2Resolver implements DnsResolver {
+  private readonly server: HostPort;
+  private readonly timeoutMs: number;
+  private readonly udpTries: number;
+  private readonly maxTtlMs: number;
+  private readonly maxNegativeTtlMs: number;
+  private readonly errorTtlMs: number;
+  private readonly now: () => number;
+  private readonly udp: ReturnType<typeof DNS.UDPClient>;
+  private readonly tcp: ReturnType<typeof DNS.TCPClient>;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<Result>>();
+
+  constructor(opts: DnsResolverOptions) {
+    this.server = opts.server ?? systemNameServer();
+    this.timeoutMs = opts.timeoutMs ?? 3000;
+    this.udpTries = Math.max(1, opts.udpTries ?? 2);
+    this.maxTtlMs = opts.maxTtlMs ?? 3_600_000;
+    this.maxNegativeTtlMs = opts.maxNegativeTtlMs ?? 300_000;
+    this.errorTtlMs = opts.errorTtlMs ?? 5_000;
+    this.now = opts.now ?? Date.now;
+    const { host, port } = this.server;
+    // dns2's UDP client already retries over TCP when the TC bit is set.
+    this.udp = DNS.UDPClient({ dns: host, port, timeout: this.timeoutMs, retryOverTCP: true });
+    this.tcp = DNS.TCPClient({ dns: host, port });
+  }
+
+  mx = (name: string) => this.lookup(normalize(name), 'MX') as Promise<LookupResult<MxRecord>>;
+  addresses = (name: string, type: 'A' | 'AAAA') =>
+    this.lookup(normalize(name), type) as Promise<LookupResult<string>>;
+  cacheSize = () => this.cache.size;
+  clearCache = () => this.cache.clear();
+
+  private async query(name: string, type: LookupType): Promise<Packet> {
     let lastErr: unknown;
-    for (let i = 0; i < udpTries; i++) {
+    for (let i = 0; i < this.udpTries; i++) {
       try {
-        return await withTimeout(udp(name, type), timeoutMs + 100, `UDP ${type} ${name}`);
+        return await withTimeout(this.udp(name, type), this.timeoutMs + 100, `UDP ${type} ${name}`);
       } catch (err) {
         lastErr = err;
       }
     }
     try {
-      return await withTimeout(tcp(name, type), timeoutMs, `TCP ${type} ${name}`);
+      return await withTimeout(this.tcp(name, type), this.timeoutMs, `TCP ${type} ${name}`);
     } catch (err) {
       throw new FreightError(
-        'ENGINE_DNS_FAILED',
+        'DNS_FAILED',
         `${type} ${name}: ${errorMessage(err)}`,
         { name, type },
         {
@@ -126,74 +151,49 @@ export function createDnsResolver(opts: DnsResolverOptions): DnsResolver {
     }
   }
 
-  function negativeTtl(packet: Packet): number {
+  private negativeTtl(packet: Packet): number {
     const soa = packet.authorities.find((r) => typeof r.minimum === 'number');
     const secs = soa ? Math.min(soa.ttl, soa.minimum ?? soa.ttl) : 60;
-    return Math.min(secs * 1000, maxNegativeTtlMs);
+    return Math.min(secs * 1000, this.maxNegativeTtlMs);
   }
 
-  async function lookup(name: string, type: LookupType): Promise<CacheEntry['result']> {
+  private lookup(name: string, type: LookupType): Promise<Result> {
     const key = `${type} ${name}`;
-    const t = now();
-    const hit = cache.get(key);
+    const hit = this.cache.get(key);
     if (hit) {
-      if (hit.expiresAt > t) return hit.result;
-      cache.delete(key);
+      if (hit.expiresAt > this.now()) return Promise.resolve(hit.result);
+      this.cache.delete(key);
     }
-    const pending = inflight.get(key);
+    const pending = this.inflight.get(key);
     if (pending) return pending;
-    const p = (async (): Promise<CacheEntry['result']> => {
-      let packet: Packet;
-      try {
-        packet = await query(name, type);
-      } catch (err) {
-        const result = { kind: 'error' as const, reason: errorMessage(err) };
-        cache.set(key, { expiresAt: now() + errorTtlMs, result });
-        return result;
-      }
-      const rcode = packet.header.rcode;
-      if (rcode === RCODE_NXDOMAIN) {
-        const result = { kind: 'nxdomain' as const };
-        cache.set(key, { expiresAt: now() + negativeTtl(packet), result });
-        return result;
-      }
-      if (rcode !== 0) {
-        const result = { kind: 'error' as const, reason: `rcode ${rcode}` };
-        cache.set(key, { expiresAt: now() + errorTtlMs, result });
-        return result;
-      }
-      const typeCode = DNS.Packet.TYPE[type];
-      const answers = packet.answers.filter((r) => r.type === typeCode);
-      if (answers.length === 0) {
-        const result = { kind: 'nodata' as const };
-        cache.set(key, { expiresAt: now() + negativeTtl(packet), result });
-        return result;
-      }
-      const ttlMs = Math.min(Math.min(...answers.map((r) => r.ttl)) * 1000, maxTtlMs);
-      const result =
-        type === 'MX'
-          ? {
-              kind: 'ok' as const,
-              records: answers.map((r) => ({
-                exchange: normalize(r.exchange ?? ''),
-                priority: r.priority ?? 0,
-              })),
-            }
-          : {
-              kind: 'ok' as const,
-              records: answers.map((r) => r.address ?? '').filter((a) => isIP(a) !== 0),
-            };
-      if (ttlMs > 0) cache.set(key, { expiresAt: now() + ttlMs, result });
-      return result;
-    })().finally(() => inflight.delete(key));
-    inflight.set(key, p);
+    const p = this.resolve(key, name, type).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
     return p;
   }
 
-  return {
-    mx: (name) => lookup(normalize(name), 'MX') as Promise<LookupResult<MxRecord>>,
-    addresses: (name, type) => lookup(normalize(name), type) as Promise<LookupResult<string>>,
-    cacheSize: () => cache.size,
-    clearCache: () => cache.clear(),
-  };
+  /** One query, its result cached for its TTL (negative answers and failures for their own times). */
+  private async resolve(key: string, name: string, type: LookupType): Promise<Result> {
+    const remember = (result: Result, ttlMs: number): Result => {
+      if (ttlMs > 0) this.cache.set(key, { expiresAt: this.now() + ttlMs, result });
+      return result;
+    };
+    let packet: Packet;
+    try {
+      packet = await this.query(name, type);
+    } catch (err) {
+      return remember({ kind: 'error', reason: errorMessage(err) }, this.errorTtlMs);
+    }
+    const rcode = packet.header.rcode;
+    if (rcode === RCODE_NXDOMAIN) return remember({ kind: 'nxdomain' }, this.negativeTtl(packet));
+    if (rcode !== 0) return remember({ kind: 'error', reason: `rcode ${rcode}` }, this.errorTtlMs);
+    const typeCode = DNS.Packet.TYPE[type];
+    const answers = packet.answers.filter((r) => r.type === typeCode);
+    if (answers.length === 0) return remember({ kind: 'nodata' }, this.negativeTtl(packet));
+    const ttlMs = Math.min(Math.min(...answers.map((r) => r.ttl)) * 1000, this.maxTtlMs);
+    return remember(answerResult(type, answers), ttlMs);
+  }
+}
+
+export function createDnsResolver(opts: DnsResolverOptions): DnsResolver {
+  return new Dns2Resolver(opts);
 }

@@ -68,12 +68,10 @@ function diagnosticCode(diag: string): string {
   return m ? `${m[1]!.toLowerCase()}; ${field(m[2]!)}` : `x-freight; ${field(diag)}`;
 }
 
-/** The DSN message (CRLF), addressed to the original envelope sender. */
-export function composeDsn(input: DsnInput): Buffer {
-  const { msg, rcpts, hostName, now } = input;
-  const boundary = `freight-dsn-${randomBytes(8).toString('hex')}`;
-  const from = fromAddress(input.postmaster, hostName);
-  const human = [
+/** The human-readable first part: what happened, one line per recipient. */
+function notification(input: DsnInput): string[] {
+  const { msg, rcpts, hostName } = input;
+  return [
     `This is the mail system at host ${hostName}.`,
     '',
     "I'm sorry to have to inform you that your message could not",
@@ -90,6 +88,11 @@ export function composeDsn(input: DsnInput): Buffer {
           '',
         ]),
   ];
+}
+
+/** The message/delivery-status part: per-message fields, then one block per recipient. */
+function deliveryStatus(input: DsnInput): string[] {
+  const { msg, rcpts, hostName, now } = input;
   const perMessage = [
     `Reporting-MTA: dns; ${hostName}`,
     `X-Freight-Queue-ID: ${msg.id}`,
@@ -108,6 +111,14 @@ export function composeDsn(input: DsnInput): Buffer {
       `Last-Attempt-Date: ${rfc5322Date(now)}`,
     ].join('\r\n'),
   );
+  return [perMessage.join('\r\n'), '', perRcpt.join('\r\n\r\n')];
+}
+
+/** The DSN message (CRLF), addressed to the original envelope sender. */
+export function composeDsn(input: DsnInput): Buffer {
+  const { msg, hostName, now } = input;
+  const boundary = `freight-dsn-${randomBytes(8).toString('hex')}`;
+  const from = fromAddress(input.postmaster, hostName);
   const head = [
     `From: Mail Delivery System <${from}>`,
     `To: <${field(msg.sender)}>`,
@@ -124,14 +135,12 @@ export function composeDsn(input: DsnInput): Buffer {
     'Content-Description: Notification',
     'Content-Type: text/plain; charset=us-ascii',
     '',
-    ...human,
+    ...notification(input),
     `--${boundary}`,
     'Content-Description: Delivery report',
     'Content-Type: message/delivery-status',
     '',
-    perMessage.join('\r\n'),
-    '',
-    perRcpt.join('\r\n\r\n'),
+    ...deliveryStatus(input),
     '',
   ].join('\r\n');
   if (!input.original) return Buffer.from(`${head}\r\n--${boundary}--\r\n`, 'latin1');

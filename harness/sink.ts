@@ -8,6 +8,7 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { FreightError } from '../sidecar/common/errors.js';
 import { testCertificate } from './cert.js';
 import { assertLoopback } from './ports.js';
+import { SinkConnections } from './sink-connections.js';
 import {
   type Arrival,
   type ConnectionRecord,
@@ -35,13 +36,6 @@ export interface SinkOptions {
   size?: number;
 }
 
-interface LiveConnection {
-  record: ConnectionRecord;
-  /** The raw socket, replaced by the TLS socket after STARTTLS. */
-  socket: net.Socket;
-  peer: string;
-}
-
 const DEFAULT_MAX_MESSAGES_REPLY: SinkReply = {
   code: 421,
   message: '4.7.0 Too many messages on this connection',
@@ -60,17 +54,10 @@ export class Sink {
   readonly host: string;
   port = 0;
   private arrivalList: Arrival[] = [];
-  private connectionList: ConnectionRecord[] = [];
   private refusalList: Refusal[] = [];
   private state: ScriptState;
   private readonly server: SMTPServer;
-  private readonly live = new Set<LiveConnection>();
-  private readonly bySession = new Map<string, LiveConnection>();
-  private readonly byPeer = new Map<string, LiveConnection>();
-  private readonly openByIp = new Map<string, number>();
-  private readonly maxByIp = new Map<string, number>();
-  private maxOpen = 0;
-  private nextId = 1;
+  private readonly conns: SinkConnections;
   private readonly waiters = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
@@ -82,6 +69,7 @@ export class Sink {
     this.host = opts.host;
     this.name = opts.name ?? opts.host;
     this.state = new ScriptState(opts.script ?? {});
+    this.conns = new SinkConnections(this.name, () => this.notify());
     this.server = new SMTPServer({
       name: this.name,
       logger: false,
@@ -99,13 +87,13 @@ export class Sink {
       onSecure: (socket, session, cb) => this.onSecure(socket, session, cb),
       // smtp-server strips the raw socket's listeners at STARTTLS, so its own close signal backs ours up.
       onClose: (session) => {
-        const conn = this.connectionOf(session, false);
-        if (conn) this.closeConnection(conn);
+        const conn = this.conns.of(session, false);
+        if (conn) this.conns.close(conn);
       },
     });
     // Resets and aborted sessions surface here; a sink must outlive whatever its clients do.
     this.server.on('error', () => undefined);
-    this.server.server.on('connection', (socket: net.Socket) => this.onSocket(socket));
+    this.server.server.on('connection', (socket: net.Socket) => this.conns.accept(socket));
   }
 
   get address(): string {
@@ -117,7 +105,7 @@ export class Sink {
   }
   /** Every TCP connection since start/reset, oldest first (still-open ones have no closedAt). */
   get connections(): readonly ConnectionRecord[] {
-    return this.connectionList;
+    return this.conns.list;
   }
   /** Scripted non-2xx replies and drops, oldest first. */
   get refusals(): readonly Refusal[] {
@@ -133,12 +121,12 @@ export class Sink {
   }
 
   currentConnections(sourceIp?: string): number {
-    return sourceIp === undefined ? this.live.size : (this.openByIp.get(sourceIp) ?? 0);
+    return this.conns.current(sourceIp);
   }
 
   /** Most connections open at the same time since start/reset (from accept to close, exact). */
   maxConcurrentConnections(sourceIp?: string): number {
-    return sourceIp === undefined ? this.maxOpen : (this.maxByIp.get(sourceIp) ?? 0);
+    return this.conns.max(sourceIp);
   }
 
   /** Arrivals with t0 <= time < t1. */
@@ -194,7 +182,7 @@ export class Sink {
         reject(
           new FreightError('WORLD_SINK_TIMEOUT', `sink ${this.name}: no ${what} within ${timeoutMs} ms`, {
             arrivals: this.arrivalList.length,
-            connections: this.connectionList.length,
+            connections: this.conns.list.length,
             refusals: this.refusalList.length,
           }),
         );
@@ -207,10 +195,7 @@ export class Sink {
   reset(): void {
     this.arrivalList = [];
     this.refusalList = [];
-    this.connectionList = [...this.live].map((c) => c.record);
-    this.maxOpen = this.live.size;
-    this.maxByIp.clear();
-    for (const [ip, n] of this.openByIp) this.maxByIp.set(ip, n);
+    this.conns.reset();
     this.state = new ScriptState(this.state.script);
   }
 
@@ -242,7 +227,7 @@ export class Sink {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    for (const { socket } of this.live) socket.destroy();
+    this.conns.destroyAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -262,66 +247,9 @@ export class Sink {
     this.timers.add(timer);
   }
 
-  private onSocket(socket: net.Socket): void {
-    const sourceIp = socket.remoteAddress ?? '';
-    const sourcePort = socket.remotePort ?? 0;
-    const record: ConnectionRecord = {
-      id: `${this.name}#${this.nextId++}`,
-      sourceIp,
-      sourcePort,
-      ehlo: '',
-      openedAt: Date.now(),
-      messages: 0,
-      tls: false,
-    };
-    const peer = `${sourceIp}:${sourcePort}`;
-    const conn: LiveConnection = { record, socket, peer };
-    this.live.add(conn);
-    this.byPeer.set(peer, conn);
-    this.connectionList.push(record);
-    const open = (this.openByIp.get(sourceIp) ?? 0) + 1;
-    this.openByIp.set(sourceIp, open);
-    this.maxByIp.set(sourceIp, Math.max(open, this.maxByIp.get(sourceIp) ?? 0));
-    this.maxOpen = Math.max(this.maxOpen, this.live.size);
-    socket.once('close', () => this.closeConnection(conn));
-    this.notify();
-  }
-
-  /** Idempotent: raw socket, TLS socket and smtp-server may each report the same close. */
-  private closeConnection(conn: LiveConnection): void {
-    if (!this.live.delete(conn)) return;
-    const { record, peer } = conn;
-    record.closedAt = Date.now();
-    if (this.byPeer.get(peer) === conn) this.byPeer.delete(peer);
-    for (const [id, c] of this.bySession) if (c === conn) this.bySession.delete(id);
-    const left = (this.openByIp.get(record.sourceIp) ?? 1) - 1;
-    if (left > 0) this.openByIp.set(record.sourceIp, left);
-    else this.openByIp.delete(record.sourceIp);
-    this.notify();
-  }
-
   private onSecure(socket: net.Socket, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const conn = this.connectionOf(session);
-    if (conn && conn.socket !== socket) {
-      conn.socket = socket;
-      conn.record.tls = true;
-      socket.once('close', () => this.closeConnection(conn));
-    }
+    this.conns.secure(socket, session);
     cb();
-  }
-
-  /** The connection behind a session; refreshes EHLO/TLS from it. */
-  private connectionOf(session: SMTPServerSession, link = true): LiveConnection | undefined {
-    let conn = this.bySession.get(session.id);
-    if (!conn && link) {
-      conn = this.byPeer.get(`${session.remoteAddress}:${session.remotePort}`);
-      if (conn) this.bySession.set(session.id, conn);
-    }
-    if (conn) {
-      if (session.hostNameAppearsAs) conn.record.ehlo = String(session.hostNameAppearsAs);
-      if (session.secure) conn.record.tls = true;
-    }
-    return conn;
   }
 
   private refuse(
@@ -330,7 +258,7 @@ export class Sink {
     reply: SinkReply,
     address?: string,
   ): Error | undefined {
-    const conn = this.connectionOf(session);
+    const conn = this.conns.of(session);
     this.refusalList.push({
       time: Date.now(),
       connectionId: conn?.record.id ?? session.id,
@@ -345,7 +273,7 @@ export class Sink {
   }
 
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    this.connectionOf(session);
+    this.conns.of(session);
     const { bannerDelayMs = 0, connectReply } = this.state.script;
     this.later(bannerDelayMs, () => {
       const refused = connectReply && isFailure(connectReply);
@@ -359,7 +287,7 @@ export class Sink {
   }
 
   private mailReply(address: string, session: SMTPServerSession): SinkReply | undefined {
-    const conn = this.connectionOf(session);
+    const conn = this.conns.of(session);
     const s = this.state;
     const max = s.script.maxMessagesPerConnection;
     if (conn && max !== undefined && conn.record.messages >= max) {
@@ -383,7 +311,7 @@ export class Sink {
     session: SMTPServerSession,
     cb: (err?: Error | null, message?: string) => void,
   ): void {
-    const conn = this.connectionOf(session);
+    const conn = this.conns.of(session);
     const script = this.state.script;
     if (script.dropDuringData) {
       stream.once('data', () => {

@@ -75,8 +75,10 @@ function groupLabel(by: SummaryBy | undefined, v: unknown): string {
   return v === '' || v == null ? '-' : String(v);
 }
 
+/** Per group label: counts by record type, and deferral diagnostics by count. */
+type SummaryGroups = Map<string, { counts: Record<string, number>; diags: Map<string, number> }>;
+
 export function summary(store: AcctStore, opts: SummaryOptions = {}): SummaryRow[] {
-  const db = store.db;
   const by = opts.by;
   if (by && !SUMMARY_GROUPS.includes(by)) {
     throw new FreightError('ACCT_BAD_GROUP', `--by must be one of ${SUMMARY_GROUPS.join(', ')}`);
@@ -84,61 +86,76 @@ export function summary(store: AcctStore, opts: SummaryOptions = {}): SummaryRow
   const since = opts.since ?? 0;
   const until = opts.until ?? Number.POSITIVE_INFINITY;
   const domain = opts.domain?.toLowerCase();
-  const top = opts.topDiagnostics ?? 3;
-  const groups = new Map<string, { counts: Record<string, number>; diags: Map<string, number> }>();
-  const entry = (g: string) => {
-    let e = groups.get(g);
-    if (!e) groups.set(g, (e = { counts: {}, diags: new Map() }));
-    return e;
-  };
-
+  const groups: SummaryGroups = new Map();
   for (const w of windows(since, until)) {
-    const params: unknown[] = [];
-    let where: string;
-    if (w.kind === 'rollup') {
-      where = 'hour >= ?';
-      params.push(w.from);
-      if (Number.isFinite(w.to)) {
-        where += ' AND hour < ?';
-        params.push(w.to);
-      }
-    } else {
-      where = 'timeLogged >= ?';
-      params.push(w.from);
-      if (Number.isFinite(w.to)) {
-        where += ' AND timeLogged < ?';
-        params.push(w.to);
-      }
-    }
-    if (domain) {
-      where += ' AND rcptDomain = ?';
-      params.push(domain);
-    }
-    if (w.kind === 'rollup') {
-      const g = by ? ROLLUP_GROUP[by] : "'all'";
-      const rows = db
-        .prepare(`SELECT ${g} AS g, type, SUM(n) AS n FROM acct_hourly WHERE ${where} GROUP BY 1, 2`)
-        .all(...params) as Array<{ g: unknown; type: string; n: number }>;
-      for (const r of rows) addCount(entry(groupLabel(by, r.g)).counts, r.type, r.n);
-      const diags = db
-        .prepare(
-          `SELECT ${g} AS g, diag, SUM(n) AS n FROM acct_diag_hourly WHERE ${where} AND type = 't' GROUP BY 1, 2`,
-        )
-        .all(...params) as Array<{ g: unknown; diag: string; n: number }>;
-      for (const d of diags) addCount(entry(groupLabel(by, d.g)).diags, d.diag, d.n);
-    } else {
-      const g = by ? RAW_GROUP[by] : "'all'";
-      const rows = db
-        .prepare(`SELECT ${g} AS g, type, COUNT(*) AS n FROM acct WHERE ${where} GROUP BY 1, 2`)
-        .all(...params) as Array<{ g: unknown; type: string; n: number }>;
-      for (const r of rows) addCount(entry(groupLabel(by, r.g)).counts, r.type, r.n);
-      const diags = db
-        .prepare(`SELECT ${g} AS g, dsnDiag FROM acct WHERE ${where} AND type = 't' AND dsnDiag IS NOT NULL`)
-        .all(...params) as Array<{ g: unknown; dsnDiag: string }>;
-      for (const d of diags) addCount(entry(groupLabel(by, d.g)).diags, diagKey(d.dsnDiag), 1);
-    }
+    const { where, params } = windowFilter(w, domain);
+    if (w.kind === 'rollup') countRollups(store, groups, by, where, params);
+    else countRaw(store, groups, by, where, params);
   }
+  return sortSummary(summaryRows(groups, opts.topDiagnostics ?? 3), by);
+}
 
+/** The WHERE clause of one window: rollups are keyed by hour, raw rows by timeLogged. */
+function windowFilter(w: Window, domain: string | undefined): { where: string; params: unknown[] } {
+  const column = w.kind === 'rollup' ? 'hour' : 'timeLogged';
+  const params: unknown[] = [w.from];
+  let where = `${column} >= ?`;
+  if (Number.isFinite(w.to)) {
+    where += ` AND ${column} < ?`;
+    params.push(w.to);
+  }
+  if (domain) {
+    where += ' AND rcptDomain = ?';
+    params.push(domain);
+  }
+  return { where, params };
+}
+
+function groupEntry(groups: SummaryGroups, g: string) {
+  let e = groups.get(g);
+  if (!e) groups.set(g, (e = { counts: {}, diags: new Map() }));
+  return e;
+}
+
+function countRollups(
+  store: AcctStore,
+  groups: SummaryGroups,
+  by: SummaryBy | undefined,
+  where: string,
+  params: unknown[],
+): void {
+  const g = by ? ROLLUP_GROUP[by] : "'all'";
+  const rows = store.db
+    .prepare(`SELECT ${g} AS g, type, SUM(n) AS n FROM acct_hourly WHERE ${where} GROUP BY 1, 2`)
+    .all(...params) as Array<{ g: unknown; type: string; n: number }>;
+  for (const r of rows) addCount(groupEntry(groups, groupLabel(by, r.g)).counts, r.type, r.n);
+  const diags = store.db
+    .prepare(
+      `SELECT ${g} AS g, diag, SUM(n) AS n FROM acct_diag_hourly WHERE ${where} AND type = 't' GROUP BY 1, 2`,
+    )
+    .all(...params) as Array<{ g: unknown; diag: string; n: number }>;
+  for (const d of diags) addCount(groupEntry(groups, groupLabel(by, d.g)).diags, d.diag, d.n);
+}
+
+function countRaw(
+  store: AcctStore,
+  groups: SummaryGroups,
+  by: SummaryBy | undefined,
+  where: string,
+  params: unknown[],
+): void {
+  const g = by ? RAW_GROUP[by] : "'all'";
+  const rows = store.db
+    .prepare(`SELECT ${g} AS g, type, COUNT(*) AS n FROM acct WHERE ${where} GROUP BY 1, 2`)
+    .all(...params) as Array<{ g: unknown; type: string; n: number }>;
+  for (const r of rows) addCount(groupEntry(groups, groupLabel(by, r.g)).counts, r.type, r.n);
+  const diags = store.db
+    .prepare(`SELECT ${g} AS g, dsnDiag FROM acct WHERE ${where} AND type = 't' AND dsnDiag IS NOT NULL`)
+    .all(...params) as Array<{ g: unknown; dsnDiag: string }>;
+  for (const d of diags) addCount(groupEntry(groups, groupLabel(by, d.g)).diags, diagKey(d.dsnDiag), 1);
+}
+
+function summaryRows(groups: SummaryGroups, top: number): SummaryRow[] {
   const out: SummaryRow[] = [];
   for (const [group, { counts, diags }] of groups) {
     const d = counts.d ?? 0;
@@ -158,6 +175,11 @@ export function summary(store: AcctStore, opts: SummaryOptions = {}): SummaryRow
         .map(([diag, count]) => ({ diag, count })),
     });
   }
+  return out;
+}
+
+/** Hours in time order; other groups busiest first, ties by name. */
+function sortSummary(out: SummaryRow[], by: SummaryBy | undefined): SummaryRow[] {
   if (by === 'hour') out.sort((x, y) => (x.group < y.group ? -1 : 1));
   else
     out.sort(

@@ -15,6 +15,14 @@ import type { Backends } from './clients.js';
 const SOURCES = ['manual', 'bounce', 'complaint'] as const;
 
 export function dataRoutes(app: FastifyInstance, backends: Backends): void {
+  acctRoutes(app, backends);
+  rampRoutes(app, backends);
+  suppressionQueryRoutes(app, backends);
+  suppressionEditRoutes(app, backends);
+  policyRoutes(app, backends);
+}
+
+function acctRoutes(app: FastifyInstance, backends: Backends): void {
   app.get<{ Querystring: { by?: SummaryBy; since?: string; until?: string; domain?: string } }>(
     '/acct/summary',
     {
@@ -39,7 +47,9 @@ export function dataRoutes(app: FastifyInstance, backends: Backends): void {
         domain: req.query.domain,
       }),
   );
+}
 
+function rampRoutes(app: FastifyInstance, backends: Backends): void {
   app.get('/ramp', () => rampReport(backends.rampState()));
 
   app.put<{ Params: { domain: string }; Body: { percent: number | string } }>(
@@ -65,7 +75,10 @@ export function dataRoutes(app: FastifyInstance, backends: Backends): void {
       return { domain, before, percent };
     },
   );
+}
 
+/** One address checked, or the list filtered by source and kind. */
+function suppressionQueryRoutes(app: FastifyInstance, backends: Backends): void {
   app.get<{
     Querystring: {
       address?: string;
@@ -99,7 +112,9 @@ export function dataRoutes(app: FastifyInstance, backends: Backends): void {
       return list.list({ source, kind, limit });
     },
   );
+}
 
+function suppressionEditRoutes(app: FastifyInstance, backends: Backends): void {
   app.post<{
     Body: {
       address?: string;
@@ -150,7 +165,9 @@ export function dataRoutes(app: FastifyInstance, backends: Backends): void {
     }
     return { removed: req.params.entry.toLowerCase() };
   });
+}
 
+function policyRoutes(app: FastifyInstance, backends: Backends): void {
   app.get<{ Querystring: { top: number } }>(
     '/policy/stats',
     {

@@ -1,4 +1,7 @@
-/** An independent SMTP client for tests (nodemailer's transport): submit a message to a listener. */
+/**
+ * An independent SMTP client for tests (nodemailer's transport): submit a message to a listener, or
+ * hold a transport to one for several sends.
+ */
 import nodemailer from 'nodemailer';
 
 export interface SubmitOptions {
@@ -48,3 +51,26 @@ export async function submit(opts: SubmitOptions): Promise<SubmitResult> {
     transport.close();
   }
 }
+
+/** A nodemailer transport to `to` (a sink or any listener) that sends as `client.freight.test`. */
+export function sinkTransport(to: { host: string; port: number }, extra: Record<string, unknown> = {}) {
+  return nodemailer.createTransport({
+    host: to.host,
+    port: to.port,
+    secure: false,
+    ignoreTLS: true,
+    name: 'client.freight.test',
+    connectionTimeout: 5000,
+    greetingTimeout: 5000,
+    ...extra,
+  });
+}
+
+/** A small plain-text message from sender@freight.test (50 body lines). */
+export const testMessage = (to: string | string[], extra: Record<string, unknown> = {}) => ({
+  from: 'sender@freight.test',
+  to,
+  subject: 'hello',
+  text: 'body line\r\n'.repeat(50),
+  ...extra,
+});

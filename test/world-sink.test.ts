@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import nodemailer from 'nodemailer';
 import { addr, freePort, type Sink, type SinkOptions, startSink, testSubnet } from '../harness/index.js';
+import { testMessage as message, sinkTransport as transport } from '../harness/smtp-client.js';
 
 const subnet = testSubnet();
 let nextHost = 1;
@@ -21,27 +21,6 @@ async function sink(opts: Partial<SinkOptions> = {}): Promise<Sink> {
   sinks.push(s);
   return s;
 }
-
-function transport(s: Sink, extra: Record<string, unknown> = {}) {
-  return nodemailer.createTransport({
-    host: s.host,
-    port: s.port,
-    secure: false,
-    ignoreTLS: true,
-    name: 'client.freight.test',
-    connectionTimeout: 5000,
-    greetingTimeout: 5000,
-    ...extra,
-  });
-}
-
-const message = (to: string | string[], extra: Record<string, unknown> = {}) => ({
-  from: 'sender@freight.test',
-  to,
-  subject: 'hello',
-  text: 'body line\r\n'.repeat(50),
-  ...extra,
-});
 
 /** Minimal SMTP client for exact replies: one reply (possibly multi-line) per next(), null once closed. */
 class LineClient {

@@ -45,15 +45,35 @@ export function claimPidFile(runDir: string, name: string): () => void {
 }
 
 export interface DaemonHooks {
+  /**
+   * Bring the daemon up once it holds its pid file, so a second copy refuses before it touches any
+   * state; a throw releases the pid file and rejects runDaemon's promise.
+   */
+  start?(): Promise<void>;
   /** Reload configuration; throw to keep the old one (the error is logged). */
   reload(): Promise<void> | void;
   /** Stop gracefully; the process exits when this resolves. */
   stop(): Promise<void>;
 }
 
-/** Wire signals for a daemon. Returns a promise that resolves when the daemon has stopped. */
+/**
+ * Claim the pid file, start the daemon (if it has a start hook) and wire its signals. Returns a promise
+ * that resolves when the daemon has stopped.
+ */
 export function runDaemon(name: string, runDir: string, log: Logger, hooks: DaemonHooks): Promise<void> {
   const release = claimPidFile(runDir, name);
+  if (!hooks.start) return untilStopped(log, hooks, release);
+  return hooks.start().then(
+    () => untilStopped(log, hooks, release),
+    (err: unknown) => {
+      release();
+      throw err;
+    },
+  );
+}
+
+/** SIGHUP reloads; the first SIGTERM or SIGINT stops the daemon and releases its pid file. */
+function untilStopped(log: Logger, hooks: DaemonHooks, release: () => void): Promise<void> {
   let stopping = false;
   return new Promise((resolve) => {
     const onHup = async () => {
@@ -61,7 +81,7 @@ export function runDaemon(name: string, runDir: string, log: Logger, hooks: Daem
         await hooks.reload();
         log.info('configuration reloaded');
       } catch (err) {
-        log.error('reload refused, keeping the running configuration', {
+        log.error('config reload refused, keeping the running configuration', {
           reason: err instanceof Error ? err.message : String(err),
         });
       }

@@ -1,15 +1,15 @@
 /**
- * `freight engine`: wires config → spool (recovery) → scheduler → intake → control socket, and owns the
- * process lifecycle: pid file `<run-dir>/engine.pid`, SIGTERM/SIGINT graceful stop (stop accepting,
- * let messages being spooled finish briefly, flush the journal and accounting), SIGHUP reload (a config
- * that fails to load is refused and the running one kept).
+ * `freight engine`: wires config → spool (recovery) → scheduler → intake → control socket. Run as a
+ * daemon (the common skeleton: pid file `<run-dir>/engine.pid`, SIGHUP reload, SIGTERM/SIGINT stop),
+ * a stop closes intake first (messages being spooled finish briefly), then delivery, then flushes the
+ * journal and accounting; a config that fails to load on reload is refused and the running one kept.
  */
-import fs from 'node:fs';
 import { join } from 'node:path';
 import { AcctStore } from '../acct/store.js';
 import { AcctWriter } from '../acct/writer.js';
 import { BounceClassifier } from '../classify/classifier.js';
-import { errorMessage, FreightError } from '../common/errors.js';
+import { runDaemon } from '../common/daemon.js';
+import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { loadConfig } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
@@ -26,35 +26,6 @@ const log = createLogger('engine');
 
 /** Longest one accounting batch waits for the store's write lock (ms). */
 const ACCT_BUSY_TIMEOUT_MS = 500;
-
-export function pidFilePath(runDir: string): string {
-  return join(runDir, 'engine.pid');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Refuse to start a second engine on the same run dir; a stale pid file (dead process) is replaced. */
-function claimPidFile(runDir: string): string {
-  fs.mkdirSync(runDir, { recursive: true });
-  const path = pidFilePath(runDir);
-  try {
-    const pid = Number(fs.readFileSync(path, 'utf8').trim());
-    if (pid && pid !== process.pid && alive(pid)) {
-      throw new FreightError('ENGINE_RUNNING', `an engine is already running (pid ${pid}, ${path})`, { pid });
-    }
-  } catch (err) {
-    if (!(err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
-  }
-  fs.writeFileSync(path, `${process.pid}\n`);
-  return path;
-}
 
 function operatorRules(config: FreightConfig) {
   return config.bounceCategoryPatterns.map((p) => ({
@@ -75,7 +46,6 @@ export class EngineDaemon {
   private intake!: Intake;
   private dsn!: DsnSender;
   private control!: ControlServer;
-  private pidFile = '';
   private stopping: Promise<void> | null = null;
 
   private constructor(configPath: string, config: FreightConfig) {
@@ -83,8 +53,9 @@ export class EngineDaemon {
     this.config = config;
   }
 
-  static async start(configPath: string): Promise<EngineDaemon> {
-    const d = new EngineDaemon(configPath, loadConfig(configPath));
+  /** `config`: the file's contents when the caller has loaded it already. */
+  static async start(configPath: string, config = loadConfig(configPath)): Promise<EngineDaemon> {
+    const d = new EngineDaemon(configPath, config);
     await d.boot();
     return d;
   }
@@ -93,7 +64,6 @@ export class EngineDaemon {
     const { config } = this;
     const g = config.global;
     const settings = engineSettings(config);
-    this.pidFile = claimPidFile(g.runDir);
     // A batch waiting on another process's lock blocks the event loop (SQLite is synchronous): wait
     // briefly and let the writer's backoff retry, rather than stall intake and delivery for seconds.
     this.store = AcctStore.open(g.acctDb, { busyTimeoutMs: ACCT_BUSY_TIMEOUT_MS });
@@ -174,7 +144,16 @@ export class EngineDaemon {
       case 'schedule':
         return s.schedule(req.domain.toLowerCase());
       case 'reload':
-        this.reload();
+        // The same outcome lines as a SIGHUP reload (the daemon skeleton logs those).
+        try {
+          this.reload();
+        } catch (err) {
+          log.error('config reload refused, keeping the running configuration', {
+            reason: errorMessage(err),
+          });
+          throw err;
+        }
+        log.info('configuration reloaded');
         return { reloaded: true };
     }
   }
@@ -199,19 +178,12 @@ export class EngineDaemon {
 
   /** Load the config again; on failure keep running with the old one (throws so callers can report). */
   reload(): void {
-    let next: FreightConfig;
-    try {
-      next = loadConfig(this.configPath);
-    } catch (err) {
-      log.error('config reload refused; keeping the running config', { error: errorMessage(err) });
-      throw err;
-    }
+    const next = loadConfig(this.configPath);
     const settings = engineSettings(next);
     this.scheduler.reconfigure(next);
     this.intake.reconfigure(next, settings);
     this.dsn.setTarget(next.global.postfixListener, next.global.hostName, next.global.postmaster);
     this.config = next;
-    log.info('config reloaded', { file: this.configPath });
   }
 
   /** Graceful stop: intake first (clients keep what is not acknowledged), then delivery, then flush. */
@@ -225,7 +197,6 @@ export class EngineDaemon {
       await this.spool.close();
       this.acct.close();
       this.store.close();
-      fs.rmSync(this.pidFile, { force: true });
       log.info('engine stopped');
     })();
     return this.stopping;
@@ -234,26 +205,22 @@ export class EngineDaemon {
 
 /** Run the engine in the foreground until SIGTERM/SIGINT; returns the exit code. */
 export async function runEngine(configPath: string): Promise<number> {
-  const daemon = await EngineDaemon.start(configPath);
-  return new Promise((resolve) => {
-    const stop = (sig: string) => {
-      log.info('signal received', { signal: sig });
-      daemon.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          log.error('unclean stop', { error: errorMessage(err) });
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
+  const config = loadConfig(configPath);
+  let daemon: EngineDaemon | null = null;
+  let code = 0;
+  await runDaemon('engine', config.global.runDir, log, {
+    start: async () => {
+      daemon = await EngineDaemon.start(configPath, config);
+    },
+    reload: () => daemon?.reload(),
+    stop: async () => {
       try {
-        daemon.reload();
-      } catch {
-        // already logged; the old config keeps running
+        await daemon?.stop();
+      } catch (err) {
+        log.error('unclean stop', { error: errorMessage(err) });
+        code = 1;
       }
-    });
+    },
   });
+  return code;
 }

@@ -101,9 +101,9 @@ export const GLOBAL = {
   smtpListenerProtocol: global(
     d('smtp-listener-protocol', 'string', 'lmtp (per-recipient replies) or smtp', {
       default: 'lmtp',
-      choices: ['lmtp', 'smtp'],
+      choices: ['lmtp', 'smtp'] as const,
     }),
-    (v): 'lmtp' | 'smtp' => (v === 'smtp' ? 'smtp' : 'lmtp'),
+    declared,
   ),
   policyListener: global(
     d('policy-listener', 'host-port', 'policy daemon (check_policy_service)', {

@@ -4,9 +4,11 @@
  */
 import type { BounceCategory } from '../common/bounce-category.js';
 import type { GlobalSettings } from './globals.js';
-import type { Origin, Rate } from './value-types.js';
+import type { DomainSettings } from './schema.js';
+import type { Origin } from './value-types.js';
 
 export type { GlobalSettings } from './globals.js';
+export type { DomainSettings } from './schema.js';
 export type { HostPort, Origin, Rate } from './value-types.js';
 
 export interface SourceBlock {
@@ -89,43 +91,6 @@ export interface ExtensionBlock {
   /** Nested blocks (e.g. per-key overrides). */
   children: ExtensionBlock[];
   origin: Origin;
-}
-
-/** Effective settings for one (domain, vmta): defaults ← `<domain *>` ← best match ← vmta's nested block. */
-export interface DomainSettings {
-  maxSmtpOut: number;
-  maxMsgRate: Rate | null;
-  maxMsgPerConnection: number;
-  maxRcptPerMessage: number;
-  maxConnectRate: Rate | null;
-  retryAfter: number[];
-  bounceAfter: number;
-  mxRollup: string | null;
-  queueTo: string | null;
-  /** `route`: fixed next hop (`[host]:port`) instead of the MX; the Postfix path's transport nexthop. */
-  route: string | null;
-  virtualMtaPool: string | null;
-  virtualMta: string | null;
-  dkimSign: boolean;
-  dkimIdentity: string | null;
-  /** `dkim-headers`: header fields to sign; null = the signer's default set. */
-  dkimHeaders: string[] | null;
-  /** `dkim-required`: no signature possible → defer (true) or send unsigned (false). */
-  dkimRequired: boolean;
-  useStarttls: boolean;
-  requireStarttls: boolean;
-  smtpPatternList: string | null;
-  bounceUponNoMx: boolean;
-  smtp421MeansMxUnavailable: boolean;
-  connectionIdleTimeout: number;
-  backoffMaxMsgRate: Rate | null;
-  backoffRetryAfter: number[] | null;
-  backoffMaxSmtpOut: number | null;
-  backoffToNormalAfter: number;
-  /** `route-via`: which path delivers this domain; render paces 'postfix' domains with their own transport. */
-  routeVia: 'engine' | 'postfix';
-  /** Where each value came from, keyed by directive name (e.g. 'max-smtp-out'). */
-  origins: Record<string, Origin>;
 }
 
 export interface FreightConfig {

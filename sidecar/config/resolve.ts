@@ -3,9 +3,10 @@
  * `<domain>` ← the vmta's nested `<domain>` (most specific match again). Memoised: the scheduler asks often.
  */
 import type { DomainBlock, DomainSettings, Origin, VirtualMta } from './model.js';
-import { DOMAIN_DIRECTIVES } from './schema.js';
+import { DOMAIN } from './schema.js';
 
-const fieldOf = (name: string) => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+/** Directive name → DomainSettings field. */
+const fieldByName = new Map(Object.entries(DOMAIN).map(([field, spec]) => [spec.name, field]));
 
 /** How well a block pattern matches a domain: higher is more specific; -1 = no match. */
 export function matchScore(pattern: string, domain: string): number {
@@ -50,17 +51,18 @@ export function makeDomainResolver(
     if (nested) chain.push(...bestBlock(nested, domain));
     const settings: Record<string, unknown> = {};
     const origins: Record<string, Origin> = {};
-    for (const spec of DOMAIN_DIRECTIVES) {
-      settings[fieldOf(spec.name)] = spec.default ?? null;
+    for (const [field, spec] of Object.entries(DOMAIN)) {
+      settings[field] = spec.default ?? null;
       origins[spec.name] = 'default';
     }
     for (const block of chain) {
       for (const [name, { value, origin }] of block.values) {
-        settings[fieldOf(name)] = value;
+        settings[fieldByName.get(name)!] = value;
         origins[name] = origin;
       }
     }
-    const result = { ...settings, origins } as unknown as DomainSettings;
+    // Every field is set above, from its declaration's default or from a block parsed by that declaration.
+    const result = { ...settings, origins } as DomainSettings;
     if (cache.size > 10_000) cache.clear();
     cache.set(key, result);
     return result;

@@ -5,7 +5,7 @@
 import { relative } from 'node:path';
 import { GLOBAL } from './globals.js';
 import type { FreightConfig, HostPort, Origin, Rate } from './model.js';
-import { type DirectiveSpec, DOMAIN_DIRECTIVES } from './schema.js';
+import { type DirectiveSpec, DOMAIN } from './schema.js';
 import { formatDuration, formatRate } from './units.js';
 
 export interface ShownSetting {
@@ -49,19 +49,16 @@ export function formatSetting(spec: DirectiveSpec, value: unknown): string {
   }
 }
 
-const fieldOf = (name: string) => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
-
 /** Effective settings for (domain, vmta), one row per domain directive. */
 export function domainSettingRows(config: FreightConfig, domain: string, vmta?: string): ShownSetting[] {
-  const settings = config.domainSettings(domain, vmta) as unknown as Record<string, unknown>;
-  const origins = config.domainSettings(domain, vmta).origins;
-  return DOMAIN_DIRECTIVES.map((spec) => {
-    const value = settings[fieldOf(spec.name)] ?? null;
+  const settings = config.domainSettings(domain, vmta);
+  return Object.entries(DOMAIN).map(([field, spec]) => {
+    const value: unknown = settings[field as keyof typeof DOMAIN] ?? null;
     return {
       directive: spec.name,
       value,
       text: formatSetting(spec, value),
-      origin: formatOrigin(origins[spec.name]),
+      origin: formatOrigin(settings.origins[spec.name]),
     };
   });
 }

@@ -41,7 +41,7 @@ export interface ValueRules {
   /** Shape a 'string' value must have. */
   pattern?: RegExp;
   /** Allowed values for a 'string' directive (case-insensitive; stored lower-case). */
-  choices?: string[];
+  choices?: readonly string[];
 }
 
 function parseString(raw: string, rules: ValueRules): string {

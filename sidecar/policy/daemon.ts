@@ -17,7 +17,7 @@ import { PolicyPersistence } from './persist.js';
 import { PolicyServer, type PolicyServerOptions } from './server.js';
 import { collectStats, type PolicyStats, serveStats, statsSocketPath } from './stats.js';
 
-/** Keys handled per slice of periodic work (packing changes for the worker, sweeping): ~0.1–0.5 ms. */
+/** Keys handled per slice of periodic work (packing changes for the worker, sweeping). */
 const CHUNK_KEYS = 250;
 const SWEEP_EVERY_MS = 30_000;
 
@@ -80,42 +80,34 @@ class SuppressionSource implements SuppressionCheck {
   }
 }
 
+/**
+ * What a reload replaces, shared by the decisions, the periodic work and the stats: settings, the limiter
+ * holding the counters, and the decider built over both.
+ */
+interface PolicyRuntime {
+  settings: PolicySettings;
+  limiter: Limiter;
+  decider: PolicyDecider;
+}
+
 export async function startPolicyDaemon(
   config: FreightConfig,
   log: Logger,
   opts: PolicyDaemonOptions = {},
 ): Promise<PolicyDaemon> {
-  let settings = buildPolicySettings(config);
+  const settings = buildPolicySettings(config);
   const health: StoreHealth = { counters: false, suppression: false };
   const startedAt = Date.now();
-  let limiter = new Limiter(settings.limits);
-
-  const persistence = new PolicyPersistence(
-    config.global.acctDb,
-    {
-      onRestored: (snaps) => {
-        const n = limiter.restore(snaps, Date.now());
-        log.info('counters restored', { keys: n });
-      },
-      onHealth: (_store, ok) => {
-        health.counters = ok;
-        if (!ok)
-          log.warn('counter store unavailable; limits with store-failure closed defer until it is back');
-      },
-    },
-    log,
-    opts.countersPath,
-  );
-  await persistence.ready;
-
+  const limiter = new Limiter(settings.limits);
   const suppression = new SuppressionSource(config.global.acctDb, health, log);
+  // Rejections are recorded only once requests arrive, after the store below is open.
+  const makeDecider = (s: PolicySettings, l: Limiter) =>
+    new PolicyDecider(s, l, suppression, health, (rec) => persistence.recordRejection(rec));
+  const rt: PolicyRuntime = { settings, limiter, decider: makeDecider(settings, limiter) };
+  const persistence = await openPersistence(config, rt, health, log, opts.countersPath);
   if (settings.suppression.enabled) suppression.refresh();
 
-  const makeDecider = () =>
-    new PolicyDecider(settings, limiter, suppression, health, (rec) => persistence.recordRejection(rec));
-  let decider = makeDecider();
-  const server = new PolicyServer((req, txn) => decider.decide(req, txn), log, opts.server);
-
+  const server = new PolicyServer((req, txn) => rt.decider.decide(req, txn), log, opts.server);
   const address = await server.listenTcp(
     config.global.policyListener.host,
     config.global.policyListener.port,
@@ -123,10 +115,10 @@ export async function startPolicyDaemon(
   if (config.global.policySocket) await server.listenUnix(config.global.policySocket);
 
   const stats = () =>
-    collectStats(limiter, {
+    collectStats(rt.limiter, {
       startedAt,
       stores: health,
-      decisions: decider.totals,
+      decisions: rt.decider.totals,
       connections: server.counters,
     });
   mkdirSync(config.global.runDir, { recursive: true });
@@ -134,25 +126,7 @@ export async function startPolicyDaemon(
     log.warn('stats socket unavailable; freight policy stats will not work', { error: errorMessage(err) });
     return null;
   });
-
-  // Work on many keys goes in slices of CHUNK_KEYS keys with replies served in between: done in one piece
-  // (snapshot of every changed key, as objects), it held the main thread 2 ms typically and up to 13 ms
-  // every second in the benchmark.
-  const saveChanges = (left: number) => {
-    persistence.saveCounters(limiter.takeChanges(CHUNK_KEYS));
-    if (left > CHUNK_KEYS) setImmediate(saveChanges, left - CHUNK_KEYS);
-  };
-  const sweep = () => {
-    if (!limiter.sweep(Date.now(), CHUNK_KEYS)) setImmediate(sweep);
-  };
-  const snapshotTimer = setInterval(
-    () => saveChanges(limiter.dirty.size + limiter.removed.length),
-    settings.snapshotIntervalMs,
-  );
-  const sweepTimer = setInterval(sweep, SWEEP_EVERY_MS);
-  const refreshTimer = setInterval(() => {
-    if (settings.suppression.enabled) suppression.refresh();
-  }, opts.suppressionRefreshMs ?? 1000);
+  const stopPeriodic = startPeriodicWork(rt, persistence, suppression, opts.suppressionRefreshMs ?? 1000);
 
   log.info('listening', {
     tcp: `${address.address}:${address.port}`,
@@ -162,33 +136,107 @@ export async function startPolicyDaemon(
 
   return {
     address,
-    settings: () => settings,
+    settings: () => rt.settings,
     stats,
     reload(next) {
-      const nextSettings = buildPolicySettings(next);
-      const g = next.global;
-      if (
-        g.policyListener.host !== config.global.policyListener.host ||
-        g.policyListener.port !== config.global.policyListener.port ||
-        g.policySocket !== config.global.policySocket
-      ) {
-        log.warn('policy-listener and policy-socket changes take effect at the next restart');
-      }
-      const totals = decider.totals;
-      settings = nextSettings;
-      limiter = limiter.rebuild(nextSettings.limits, Date.now());
-      decider = makeDecider();
-      Object.assign(decider.totals, totals);
-      log.info('policy limits reloaded', { limits: settings.limits.length });
+      reloadRuntime(rt, config, next, makeDecider, log);
     },
     async stop() {
-      clearInterval(snapshotTimer);
-      clearInterval(sweepTimer);
-      clearInterval(refreshTimer);
+      stopPeriodic();
       await server.close();
       statsServer?.close();
-      await persistence.close(limiter.takeChanges());
+      await persistence.close(rt.limiter.takeChanges());
       suppression.close();
     },
   };
+}
+
+/**
+ * The counter store. Saved counters may arrive late (the store came back after a failure), so they go
+ * into whichever limiter is live by then.
+ */
+async function openPersistence(
+  config: FreightConfig,
+  rt: PolicyRuntime,
+  health: StoreHealth,
+  log: Logger,
+  countersPath: string | undefined,
+): Promise<PolicyPersistence> {
+  const persistence = new PolicyPersistence(
+    config.global.acctDb,
+    {
+      onRestored: (snaps) => {
+        const n = rt.limiter.restore(snaps, Date.now());
+        log.info('counters restored', { keys: n });
+      },
+      onHealth: (_store, ok) => {
+        health.counters = ok;
+        if (!ok)
+          log.warn('counter store unavailable; limits with store-failure closed defer until it is back');
+      },
+    },
+    log,
+    countersPath,
+  );
+  await persistence.ready;
+  return persistence;
+}
+
+/**
+ * Snapshots of changed counters, sweeps of idle keys and suppression-list refreshes; returns the stop.
+ * Work on many keys goes in slices of CHUNK_KEYS keys with replies served in between, because done in one
+ * piece (a snapshot of every changed key, as objects) it held the main thread for milliseconds every
+ * second (bench/policy.bench.ts measures decision latency under this work).
+ */
+function startPeriodicWork(
+  rt: PolicyRuntime,
+  persistence: PolicyPersistence,
+  suppression: SuppressionSource,
+  suppressionRefreshMs: number,
+): () => void {
+  const saveChanges = (left: number) => {
+    persistence.saveCounters(rt.limiter.takeChanges(CHUNK_KEYS));
+    if (left > CHUNK_KEYS) setImmediate(saveChanges, left - CHUNK_KEYS);
+  };
+  const sweep = () => {
+    if (!rt.limiter.sweep(Date.now(), CHUNK_KEYS)) setImmediate(sweep);
+  };
+  const snapshotTimer = setInterval(
+    () => saveChanges(rt.limiter.dirty.size + rt.limiter.removed.length),
+    rt.settings.snapshotIntervalMs,
+  );
+  const sweepTimer = setInterval(sweep, SWEEP_EVERY_MS);
+  const refreshTimer = setInterval(() => {
+    if (rt.settings.suppression.enabled) suppression.refresh();
+  }, suppressionRefreshMs);
+  return () => {
+    clearInterval(snapshotTimer);
+    clearInterval(sweepTimer);
+    clearInterval(refreshTimer);
+  };
+}
+
+/** New limits and settings in place; counters carry over, listener changes wait for a restart. */
+function reloadRuntime(
+  rt: PolicyRuntime,
+  config: FreightConfig,
+  next: FreightConfig,
+  makeDecider: (settings: PolicySettings, limiter: Limiter) => PolicyDecider,
+  log: Logger,
+): void {
+  const nextSettings = buildPolicySettings(next);
+  const g = next.global;
+  if (
+    g.policyListener.host !== config.global.policyListener.host ||
+    g.policyListener.port !== config.global.policyListener.port ||
+    g.policySocket !== config.global.policySocket
+  ) {
+    log.warn('policy-listener and policy-socket changes take effect at the next restart');
+  }
+  const totals = rt.decider.totals;
+  rt.settings = nextSettings;
+  rt.limiter = rt.limiter.rebuild(nextSettings.limits, Date.now());
+  rt.decider = makeDecider(rt.settings, rt.limiter);
+  Object.assign(rt.decider.totals, totals);
+  log.info('policy limits reloaded', { limits: rt.settings.limits.length });
 }

@@ -66,23 +66,25 @@ export class PolicyServer {
   };
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
-  private readonly limits: ReaderLimits;
-  private readonly idleTimeoutMs: number;
-  private readonly requestTimeoutMs: number;
-  private readonly writeStallMs: number;
-  private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
+  private readonly shared: ConnectionShared;
   private unixPath: string | null = null;
 
   constructor(
-    private readonly handler: PolicyHandler,
+    handler: PolicyHandler,
     private readonly log: Logger,
     opts: PolicyServerOptions = {},
   ) {
-    this.limits = opts.limits ?? DEFAULT_READER_LIMITS;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 600_000;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
-    this.writeStallMs = opts.writeStallMs ?? 30_000;
-    this.warn = throttledWarn(log);
+    this.shared = {
+      handler,
+      log,
+      warn: throttledWarn(log),
+      counters: this.counters,
+      sockets: this.sockets,
+      limits: opts.limits ?? DEFAULT_READER_LIMITS,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 600_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+      writeStallMs: opts.writeStallMs ?? 30_000,
+    };
   }
 
   listenTcp(host: string, port: number): Promise<net.AddressInfo> {
@@ -125,107 +127,155 @@ export class PolicyServer {
   }
 
   private createServer(): net.Server {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.serve(socket));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      new PolicyConnection(socket, this.shared).start();
+    });
     server.on('error', (err) => this.log.error('listener error', { error: errorMessage(err) }));
     this.servers.push(server);
     return server;
   }
+}
 
-  private serve(socket: net.Socket): void {
-    this.counters.open++;
-    this.counters.accepted++;
-    this.sockets.add(socket);
-    const peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
-    const reader = new PolicyReader(this.limits);
-    const txn = new Transaction();
-    const blocks: string[] = [];
-    let requestTimer: NodeJS.Timeout | null = null;
-    let stallTimer: NodeJS.Timeout | null = null;
+/** What the server's connections share: the handler, reader limits, timeouts, counters and warnings. */
+interface ConnectionShared {
+  handler: PolicyHandler;
+  log: Logger;
+  warn: (msg: string, fields: Record<string, unknown>) => void;
+  counters: ServerCounters;
+  sockets: Set<net.Socket>;
+  limits: ReaderLimits;
+  idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  writeStallMs: number;
+}
 
-    const drop = (reason: string, fields: Record<string, unknown> = {}) => {
-      this.counters.protocolErrors++;
-      this.warn(`disconnecting policy client: ${reason}`, { client: peer, ...fields });
-      socket.destroy();
-    };
-    const answer = (block: string): string | null => {
-      const parsed = parseRequestBlock(block, this.limits);
-      if (!parsed.ok) {
-        drop(parsed.error.message, { code: parsed.error.code });
-        return null;
-      }
-      this.counters.requests++;
-      this.counters.unknownAttributes += parsed.value.unknown;
-      const req = parsed.value.request;
-      if (req.request !== 'smtpd_access_policy') {
-        // Still a well-framed request: answer it (no opinion) so the client does not hang.
-        this.warn('policy request without request=smtpd_access_policy', {
-          client: peer,
-          request: req.request,
-        });
-        return encodeReply('DUNNO');
-      }
-      return encodeReply(this.handler(req, txn));
-    };
-    const send = (out: string) => {
-      if (out === '' || socket.destroyed) return;
-      if (!socket.write(out) && !stallTimer) {
-        // The client is not reading: stop reading its requests until it catches up, or give up on it.
-        socket.pause();
-        // While we are not reading, a half-received request is our doing, not the client's.
-        if (requestTimer) clearTimeout(requestTimer);
-        requestTimer = null;
-        stallTimer = setTimeout(() => drop('client does not read its replies'), this.writeStallMs);
-      }
-    };
+/** One smtpd connection: its reader, its transaction, and the timers that guard it. */
+class PolicyConnection {
+  private readonly peer: string;
+  private readonly reader: PolicyReader;
+  private readonly txn = new Transaction();
+  /** Reused for every read: the complete request blocks it held. */
+  private readonly blocks: string[] = [];
+  private requestTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
 
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly shared: ConnectionShared,
+  ) {
+    this.peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+    this.reader = new PolicyReader(shared.limits);
+  }
+
+  start(): void {
+    const { socket, shared } = this;
+    shared.counters.open++;
+    shared.counters.accepted++;
+    shared.sockets.add(socket);
     socket.setEncoding('utf8');
-    socket.setTimeout(this.idleTimeoutMs, () => socket.end());
-    socket.on('drain', () => {
-      if (stallTimer) clearTimeout(stallTimer);
-      stallTimer = null;
-      socket.resume();
-    });
-    socket.on('data', (chunk: string) => {
-      const ok = reader.push(chunk, blocks);
-      let out = '';
-      for (const block of blocks) {
-        const reply = answer(block);
-        if (reply === null) break;
-        out += reply;
-      }
-      blocks.length = 0;
-      if (socket.destroyed) return;
-      send(out);
-      if (!ok) {
-        drop(reader.error!.message, { code: reader.error!.code });
-        return;
-      }
-      // The clock runs while a request is incomplete and nothing more arrives.
-      if (requestTimer) clearTimeout(requestTimer);
-      requestTimer = null;
-      if (reader.pendingLength > 0 && !stallTimer) {
-        requestTimer = setTimeout(() => drop('incomplete request timed out'), this.requestTimeoutMs);
-      }
-    });
-    socket.on('end', () => {
-      // Half-closed: answer a last request that lacks only its empty line, then close our side.
-      const rest = reader.finish();
-      if (rest !== null) {
-        this.warn('policy request not terminated by an empty line', { client: peer });
-        const reply = answer(rest);
-        if (reply !== null) send(reply);
-      }
-      if (!socket.destroyed) socket.end();
-    });
+    socket.setTimeout(shared.idleTimeoutMs, () => socket.end());
+    socket.on('drain', () => this.onDrain());
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
     socket.on('error', (err) =>
-      this.log.debug('policy client connection error', { client: peer, error: err.message }),
+      shared.log.debug('policy client connection error', { client: this.peer, error: err.message }),
     );
-    socket.on('close', () => {
-      if (requestTimer) clearTimeout(requestTimer);
-      if (stallTimer) clearTimeout(stallTimer);
-      this.counters.open--;
-      this.sockets.delete(socket);
-    });
+    socket.on('close', () => this.onClose());
+  }
+
+  private onData(chunk: string): void {
+    const { reader, blocks } = this;
+    const ok = reader.push(chunk, blocks);
+    let out = '';
+    for (const block of blocks) {
+      const reply = this.answer(block);
+      if (reply === null) break;
+      out += reply;
+    }
+    blocks.length = 0;
+    if (this.socket.destroyed) return;
+    this.send(out);
+    if (!ok) {
+      this.drop(reader.error!.message, { code: reader.error!.code });
+      return;
+    }
+    // The clock runs while a request is incomplete and nothing more arrives.
+    if (this.requestTimer) clearTimeout(this.requestTimer);
+    this.requestTimer = null;
+    if (reader.pendingLength > 0 && !this.stallTimer) {
+      this.requestTimer = setTimeout(
+        () => this.drop('incomplete request timed out'),
+        this.shared.requestTimeoutMs,
+      );
+    }
+  }
+
+  /** Half-closed: answer a last request that lacks only its empty line, then close our side. */
+  private onEnd(): void {
+    const rest = this.reader.finish();
+    if (rest !== null) {
+      this.shared.warn('policy request not terminated by an empty line', { client: this.peer });
+      const reply = this.answer(rest);
+      if (reply !== null) this.send(reply);
+    }
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  private onDrain(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+    this.socket.resume();
+  }
+
+  private onClose(): void {
+    if (this.requestTimer) clearTimeout(this.requestTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.shared.counters.open--;
+    this.shared.sockets.delete(this.socket);
+  }
+
+  /** The encoded reply to one request block, or null when the block broke the protocol (dropped). */
+  private answer(block: string): string | null {
+    const { shared } = this;
+    const parsed = parseRequestBlock(block, shared.limits);
+    if (!parsed.ok) {
+      this.drop(parsed.error.message, { code: parsed.error.code });
+      return null;
+    }
+    shared.counters.requests++;
+    shared.counters.unknownAttributes += parsed.value.unknown;
+    const req = parsed.value.request;
+    if (req.request !== 'smtpd_access_policy') {
+      // Still a well-framed request: answer it (no opinion) so the client does not hang.
+      shared.warn('policy request without request=smtpd_access_policy', {
+        client: this.peer,
+        request: req.request,
+      });
+      return encodeReply('DUNNO');
+    }
+    return encodeReply(shared.handler(req, this.txn));
+  }
+
+  private send(out: string): void {
+    const { socket } = this;
+    if (out === '' || socket.destroyed) return;
+    if (!socket.write(out) && !this.stallTimer) {
+      // The client is not reading: stop reading its requests until it catches up, or give up on it.
+      socket.pause();
+      // While we are not reading, a half-received request is our doing, not the client's.
+      if (this.requestTimer) clearTimeout(this.requestTimer);
+      this.requestTimer = null;
+      this.stallTimer = setTimeout(
+        () => this.drop('client does not read its replies'),
+        this.shared.writeStallMs,
+      );
+    }
+  }
+
+  private drop(reason: string, fields: Record<string, unknown> = {}): void {
+    this.shared.counters.protocolErrors++;
+    this.shared.warn(`disconnecting policy client: ${reason}`, { client: this.peer, ...fields });
+    this.socket.destroy();
   }
 }
 

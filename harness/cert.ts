@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FreightError } from '../sidecar/common/errors.js';
+import { WorldError } from './errors.js';
 
 const run = promisify(execFile);
 
@@ -57,14 +57,14 @@ async function load(): Promise<TestCertificate> {
     ]);
     const pem = (await readFile(keyFile, 'utf8')) + (await readFile(certFile, 'utf8'));
     const result = parse(pem);
-    if (!result) throw new FreightError('WORLD_CERT', 'openssl produced no usable key/certificate');
+    if (!result) throw new WorldError('WORLD_CERT', 'openssl produced no usable key/certificate');
     const combined = path.join(dir, 'combined.pem');
     await writeFile(combined, pem, { mode: 0o600 });
     await rename(combined, CACHE_FILE);
     return result;
   } catch (err) {
-    if (err instanceof FreightError) throw err;
-    throw new FreightError('WORLD_CERT', 'cannot create the test TLS certificate with openssl', undefined, {
+    if (err instanceof WorldError) throw err;
+    throw new WorldError('WORLD_CERT', 'cannot create the test TLS certificate with openssl', undefined, {
       cause: err,
     });
   } finally {

@@ -4,8 +4,8 @@
  */
 import type net from 'node:net';
 import { TCPServer, UDPServer } from 'dns2';
-import { FreightError } from '../sidecar/common/errors.js';
 import type { DnsPacket } from './dns-zone.js';
+import { WorldError } from './errors.js';
 
 export type Transport = 'udp' | 'tcp';
 export type DnsHandler = (
@@ -92,7 +92,7 @@ export async function bindDnsSockets(
       await closeUdp(udp);
       udp = makeUdp(handle);
       if (port !== undefined || attempt >= 20) {
-        throw new FreightError(
+        throw new WorldError(
           'WORLD_DNS_LISTEN',
           `cannot bind DNS server to ${host}:${port ?? bound}`,
           { host, port: port ?? bound },

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import type DNS from 'dns2';
 import { Packet } from 'dns2';
-import { FreightError } from '../sidecar/common/errors.js';
+import { WorldError } from './errors.js';
 
 export type DnsRecordType = 'A' | 'AAAA' | 'MX' | 'TXT';
 
@@ -47,7 +47,7 @@ export function normalizeName(name: string): string {
 
 export function validTtl(ttl: number): number {
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) {
-    throw new FreightError('WORLD_DNS_BAD_RECORD', `TTL must be a non-negative integer, got ${ttl}`);
+    throw new WorldError('WORLD_DNS_BAD_RECORD', `TTL must be a non-negative integer, got ${ttl}`);
   }
   return ttl;
 }
@@ -71,7 +71,7 @@ export function splitTxt(text: string): string[] {
 function checkIps(ips: string[], family: 4 | 6): void {
   for (const ip of ips) {
     if (isIP(ip) !== family) {
-      throw new FreightError('WORLD_DNS_BAD_RECORD', `not an IPv${family} address: ${ip}`, { ip });
+      throw new WorldError('WORLD_DNS_BAD_RECORD', `not an IPv${family} address: ${ip}`, { ip });
     }
   }
 }
@@ -87,7 +87,7 @@ export class DnsZone {
   mx(domain: string, records: MxRecord[], ttl?: number): void {
     for (const r of records) {
       if (!Number.isInteger(r.priority) || r.priority < 0 || r.priority > 0xffff) {
-        throw new FreightError('WORLD_DNS_BAD_RECORD', `MX priority must be 0..65535, got ${r.priority}`);
+        throw new WorldError('WORLD_DNS_BAD_RECORD', `MX priority must be 0..65535, got ${r.priority}`);
       }
     }
     this.setRRset(
@@ -118,7 +118,7 @@ export class DnsZone {
     for (const strings of data) {
       for (const s of strings) {
         if (Buffer.byteLength(s, 'utf8') > 255) {
-          throw new FreightError('WORLD_DNS_BAD_RECORD', 'a TXT character-string is at most 255 bytes', {
+          throw new WorldError('WORLD_DNS_BAD_RECORD', 'a TXT character-string is at most 255 bytes', {
             length: Buffer.byteLength(s, 'utf8'),
           });
         }

@@ -5,7 +5,7 @@
  */
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
-import { FreightError } from '../sidecar/common/errors.js';
+import { WorldError } from './errors.js';
 
 /** True for an IPv4 address inside 127.0.0.0/8. */
 export function isLoopbackV4(host: string): boolean {
@@ -17,7 +17,7 @@ export function isLoopbackV4(host: string): boolean {
 /** Throws unless `host` is a 127.x.y.z address; the test world must never touch a real network. */
 export function assertLoopback(host: string): void {
   if (!isLoopbackV4(host)) {
-    throw new FreightError('WORLD_NOT_LOOPBACK', `test world only uses 127.0.0.0/8, got ${host}`, { host });
+    throw new WorldError('WORLD_NOT_LOOPBACK', `test world only uses 127.0.0.0/8, got ${host}`, { host });
   }
 }
 
@@ -47,7 +47,7 @@ export function testSubnet(): string {
 /** Host `n` (1..254) of a `127.X.Y` prefix from testSubnet(). */
 export function addr(prefix: string, n: number): string {
   if (!Number.isInteger(n) || n < 1 || n > 254) {
-    throw new FreightError('WORLD_BAD_ADDRESS', `host number must be 1..254, got ${n}`, { prefix, n });
+    throw new WorldError('WORLD_BAD_ADDRESS', `host number must be 1..254, got ${n}`, { prefix, n });
   }
   const host = `${prefix}.${n}`;
   assertLoopback(host);

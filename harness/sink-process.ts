@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FreightError } from '../sidecar/common/errors.js';
+import { WorldError } from './errors.js';
 import type { SinkScript } from './sink-script.js';
 
 export interface SinkProcessSpec {
@@ -50,9 +50,7 @@ export class RemoteSink {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(
-          new FreightError('WORLD_SINK_TIMEOUT', `sink ${this.host}: no ${what} within ${timeoutMs} ms`),
-        );
+        reject(new WorldError('WORLD_SINK_TIMEOUT', `sink ${this.host}: no ${what} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiters.add(check);
     });
@@ -77,7 +75,7 @@ export async function startSinkProcess(
   await new Promise<void>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) =>
-      reject(new FreightError('WORLD_SINK_LISTEN', `sink process exited (${code})`)),
+      reject(new WorldError('WORLD_SINK_LISTEN', `sink process exited (${code})`)),
     );
     child.on(
       'message',

@@ -3,7 +3,7 @@
  * amount of state evaluating it needs (a seeded RNG so deferrals repeat run to run, and the
  * sliding windows behind `rateLimit`).
  */
-import { FreightError } from '../sidecar/common/errors.js';
+import { WorldError } from './errors.js';
 
 export interface SinkReply {
   /** SMTP reply code, 200..599. */
@@ -81,19 +81,16 @@ export function seededRandom(seed: number): () => number {
 function checkReply(reply: SinkReply | undefined, what: string): void {
   if (!reply) return;
   if (!Number.isInteger(reply.code) || reply.code < 200 || reply.code > 599) {
-    throw new FreightError(
-      'WORLD_SINK_BAD_SCRIPT',
-      `${what}: reply code must be 200..599, got ${reply.code}`,
-    );
+    throw new WorldError('WORLD_SINK_BAD_SCRIPT', `${what}: reply code must be 200..599, got ${reply.code}`);
   }
   if (/[\r\n]/.test(reply.message)) {
-    throw new FreightError('WORLD_SINK_BAD_SCRIPT', `${what}: reply text must be one line`);
+    throw new WorldError('WORLD_SINK_BAD_SCRIPT', `${what}: reply text must be one line`);
   }
 }
 
 function checkFailure(code: number | undefined, what: string): void {
   if (code !== undefined && (!Number.isInteger(code) || code < 400 || code > 599)) {
-    throw new FreightError('WORLD_SINK_BAD_SCRIPT', `${what}: code must be 4xx or 5xx, got ${code}`);
+    throw new WorldError('WORLD_SINK_BAD_SCRIPT', `${what}: code must be 4xx or 5xx, got ${code}`);
   }
 }
 
@@ -113,17 +110,17 @@ export function validateScript(script: SinkScript): void {
   }
   const d = script.defer;
   if (d && (!(d.probability >= 0 && d.probability <= 1) || Number.isNaN(d.probability))) {
-    throw new FreightError('WORLD_SINK_BAD_SCRIPT', `defer.probability must be 0..1, got ${d.probability}`);
+    throw new WorldError('WORLD_SINK_BAD_SCRIPT', `defer.probability must be 0..1, got ${d.probability}`);
   }
   checkFailure(d?.code, 'defer');
   const r = script.rateLimit;
   if (r && !(r.max >= 0 && r.windowMs > 0)) {
-    throw new FreightError('WORLD_SINK_BAD_SCRIPT', 'rateLimit needs max >= 0 and windowMs > 0');
+    throw new WorldError('WORLD_SINK_BAD_SCRIPT', 'rateLimit needs max >= 0 and windowMs > 0');
   }
   checkFailure(r?.code, 'rateLimit');
   const n = script.maxMessagesPerConnection;
   if (n !== undefined && !(Number.isInteger(n) && n >= 0)) {
-    throw new FreightError('WORLD_SINK_BAD_SCRIPT', `maxMessagesPerConnection must be >= 0, got ${n}`);
+    throw new WorldError('WORLD_SINK_BAD_SCRIPT', `maxMessagesPerConnection must be >= 0, got ${n}`);
   }
 }
 

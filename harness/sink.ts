@@ -5,8 +5,8 @@
  */
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { FreightError } from '../sidecar/common/errors.js';
 import { testCertificate } from './cert.js';
+import { WorldError } from './errors.js';
 import { assertLoopback } from './ports.js';
 import { SinkConnections } from './sink-connections.js';
 import {
@@ -180,7 +180,7 @@ export class Sink {
       const timer = setTimeout(() => {
         this.waiters.delete(check);
         reject(
-          new FreightError('WORLD_SINK_TIMEOUT', `sink ${this.name}: no ${what} within ${timeoutMs} ms`, {
+          new WorldError('WORLD_SINK_TIMEOUT', `sink ${this.name}: no ${what} within ${timeoutMs} ms`, {
             arrivals: this.arrivalList.length,
             connections: this.conns.list.length,
             refusals: this.refusalList.length,
@@ -203,14 +203,9 @@ export class Sink {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) =>
         reject(
-          new FreightError(
-            'WORLD_SINK_LISTEN',
-            `cannot listen on ${this.host}:${this.opts.port}`,
-            undefined,
-            {
-              cause: err,
-            },
-          ),
+          new WorldError('WORLD_SINK_LISTEN', `cannot listen on ${this.host}:${this.opts.port}`, undefined, {
+            cause: err,
+          }),
         );
       this.server.server.once('error', onError);
       this.server.listen({ port: this.opts.port, host: this.host, exclusive: true }, () => {

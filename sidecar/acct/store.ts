@@ -30,16 +30,20 @@ export class AcctStore {
   static open(dbPath: string, opts: AcctStoreOptions = {}): AcctStore {
     const readonly = opts.readonly === true;
     if (readonly && dbPath !== ':memory:' && !existsSync(dbPath)) {
-      throw new FreightError('ACCT_DB_MISSING', `no accounting database at ${dbPath}`, { path: dbPath });
+      throw new FreightError('ACCT_UNAVAILABLE', `no accounting database at ${dbPath}`, { path: dbPath });
     }
     if (!readonly && dbPath !== ':memory:') mkdirSync(dirname(dbPath), { recursive: true });
     let db: Database.Database;
     try {
       db = new Database(dbPath, { readonly, fileMustExist: readonly });
     } catch (err) {
-      throw new FreightError('ACCT_DB_OPEN', `cannot open accounting database ${dbPath}: ${String(err)}`, {
-        path: dbPath,
-      });
+      throw new FreightError(
+        'ACCT_UNAVAILABLE',
+        `cannot open accounting database ${dbPath}: ${String(err)}`,
+        {
+          path: dbPath,
+        },
+      );
     }
     try {
       db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);

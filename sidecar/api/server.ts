@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/log.js';
 import { type AccessPolicy, accessHook } from './auth.js';
 import type { Backends } from './clients.js';
-import { toApiError } from './errors.js';
+import { type ApiErrorBody, toApiError } from './errors.js';
 import { MetricsCollector } from './metrics.js';
 import { dataRoutes } from './routes-data.js';
 import { engineRoutes } from './routes-engine.js';
@@ -40,9 +40,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     void reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply
-      .code(404)
-      .send({ error: { code: 'API_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+    void reply.code(404).send({
+      error: { code: 'API_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` },
+    } satisfies ApiErrorBody);
   });
 
   engineRoutes(app, opts.backends, opts.configPath, opts.log);

@@ -1,12 +1,14 @@
 /**
- * Typed errors with stable codes. Modules branch on `code`, never on message text.
- * Codes are SCREAMING_SNAKE and prefixed by the component that owns them (CONFIG_, ACCT_, SPOOL_, …).
+ * Typed errors with stable codes. Modules branch on `code`, never on message text. Every code is
+ * declared in error-codes.ts, by the component that owns it; an undeclared one does not typecheck.
  */
+import type { ErrorCode } from './error-codes.js';
+
 export class FreightError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: string, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
     super(message, options);
     this.name = 'FreightError';
     this.code = code;
@@ -14,7 +16,7 @@ export class FreightError extends Error {
   }
 }
 
-export function isFreightError(err: unknown, code?: string): err is FreightError {
+export function isFreightError(err: unknown, code?: ErrorCode): err is FreightError {
   return err instanceof FreightError && (code === undefined || err.code === code);
 }
 

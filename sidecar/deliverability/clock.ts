@@ -76,7 +76,7 @@ export type CronStarter = (expression: string, fn: () => void | Promise<void>) =
 /** node-cron (6-field with seconds, or classic 5-field expressions); overlapping runs are skipped. */
 export const nodeCronStarter: CronStarter = (expression, fn) => {
   if (!cron.validate(expression)) {
-    throw new FreightError('DELIV_BAD_SCHEDULE', `invalid cron expression '${expression}'`, { expression });
+    throw new FreightError('DELIV_BAD_CONFIG', `invalid cron expression '${expression}'`, { expression });
   }
   const task = cron.schedule(expression, () => fn(), { noOverlap: true, unref: true });
   return {

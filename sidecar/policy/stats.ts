@@ -125,13 +125,13 @@ export function fetchStats(runDir: string, timeoutMs = 5000): Promise<PolicyStat
     socket.setEncoding('utf8');
     socket.setTimeout(timeoutMs, () => {
       socket.destroy();
-      reject(new FreightError('POLICY_STATS_TIMEOUT', `freight policy did not answer on ${path}`));
+      reject(new FreightError('POLICY_UNAVAILABLE', `freight policy did not answer on ${path}`));
     });
     socket.on('data', (d: string) => (text += d));
     socket.on('error', (err) =>
       reject(
         new FreightError(
-          'POLICY_NOT_RUNNING',
+          'POLICY_UNAVAILABLE',
           `freight policy is not running (${path}: ${errorMessage(err)})`,
         ),
       ),
@@ -140,7 +140,7 @@ export function fetchStats(runDir: string, timeoutMs = 5000): Promise<PolicyStat
       try {
         resolve(JSON.parse(text) as PolicyStats);
       } catch {
-        reject(new FreightError('POLICY_STATS_BAD', `unreadable answer from freight policy on ${path}`));
+        reject(new FreightError('POLICY_UNAVAILABLE', `unreadable answer from freight policy on ${path}`));
       }
     });
   });

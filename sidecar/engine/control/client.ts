@@ -11,7 +11,7 @@ export function controlSocketPath(runDir: string): string {
   return join(runDir, 'engine.sock');
 }
 
-/** One request to a running engine. Throws ENGINE_NOT_RUNNING when nothing listens on the socket. */
+/** One request to a running engine. Throws ENGINE_UNAVAILABLE when it does not answer, the reason in the message. */
 export function controlRequest(runDir: string, req: ControlRequest, timeoutMs = 10_000): Promise<unknown> {
   const path = controlSocketPath(runDir);
   return new Promise((resolve, reject) => {
@@ -19,7 +19,7 @@ export function controlRequest(runDir: string, req: ControlRequest, timeoutMs = 
     let buf = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new FreightError('ENGINE_CONTROL_TIMEOUT', `no answer from the engine on ${path}`));
+      reject(new FreightError('ENGINE_UNAVAILABLE', `no answer from the engine on ${path}`));
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(req)}\n`));
@@ -28,7 +28,7 @@ export function controlRequest(runDir: string, req: ControlRequest, timeoutMs = 
       const down = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
       reject(
         new FreightError(
-          down ? 'ENGINE_NOT_RUNNING' : 'ENGINE_CONTROL_FAILED',
+          'ENGINE_UNAVAILABLE',
           down
             ? `the engine is not running (no control socket at ${path})`
             : `control socket ${path}: ${err.message}`,

@@ -5,6 +5,7 @@
  * it crosses a unix socket as-is; times are epoch milliseconds, rates are messages per minute.
  * Methods may answer synchronously or with a promise.
  */
+import type { ErrorCode } from '../../common/error-codes.js';
 
 /** One per-(domain, vmta) queue, as `freight show queues` lists it. */
 export interface QueueInfo {
@@ -192,4 +193,4 @@ export type ControlRequest =
   | { op: 'schedule'; domain: string }
   | { op: 'reload' };
 
-export type ControlResponse = { ok: true; result: unknown } | { ok: false; code: string; error: string };
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; code: ErrorCode; error: string };

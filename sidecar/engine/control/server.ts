@@ -73,7 +73,7 @@ export class ControlServer {
     try {
       return { ok: true, result: await handler(parseRequest(line)) };
     } catch (err) {
-      const code = isFreightError(err) ? err.code : 'ENGINE_CONTROL_FAILED';
+      const code = isFreightError(err) ? err.code : 'ENGINE_UNAVAILABLE';
       if (!isFreightError(err)) this.log.error('control request failed', { error: errorMessage(err) });
       return { ok: false, code, error: errorMessage(err) };
     }

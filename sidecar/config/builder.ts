@@ -58,8 +58,8 @@ export class Builder {
     specs: Map<string, DirectiveSpec>,
     where: string,
     onBlock?: (b: BlockNode) => void,
-  ): Map<string, { value: unknown; origin: Origin }[]> {
-    const out = new Map<string, { value: unknown; origin: Origin }[]>();
+  ): ParsedValues {
+    const out: ParsedValues = new Map();
     for (const node of nodes) {
       if (node.kind === 'block') {
         if (onBlock) onBlock(node);
@@ -111,11 +111,15 @@ export class Builder {
   }
 }
 
-export function single<T>(
-  values: Map<string, { value: unknown; origin: Origin }[]>,
-  name: string,
-): T | undefined {
-  return values.get(name)?.[0]?.value as T | undefined;
+/** A block's directive values as Builder.values parsed them, keyed by directive name. */
+export type ParsedValues = Map<string, { value: unknown; origin: Origin }[]>;
+
+/**
+ * One directive's values read back through the declaration that parsed them (so typed as it parses),
+ * in file order; empty when the block does not set it.
+ */
+export function valuesOf<T>(values: ParsedValues, spec: DirectiveSpec<T>): { value: T; origin: Origin }[] {
+  return (values.get(spec.name) ?? []) as { value: T; origin: Origin }[];
 }
 
 /** Two `<domain>` blocks with the same pattern in one scope: report the later one (the newest is last). */

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { BOUNCE_CATEGORIES, type BounceCategory } from '../common/bounce-category.js';
 import { validCidr, validHostName } from './addresses.js';
-import { type Builder, checkDuplicatePatterns, domainSpecs, single } from './builder.js';
+import { type Builder, checkDuplicatePatterns, domainSpecs, valuesOf } from './builder.js';
 import type {
   BounceCategoryPattern,
   DomainBlock,
@@ -18,14 +18,14 @@ import type {
 } from './model.js';
 import { parsePatternLine } from './pattern-line.js';
 import { parseRegexLiteral } from './regex.js';
-import { indexSpecs, POOL_DIRECTIVES, SOURCE_DIRECTIVES, VMTA_DIRECTIVES } from './schema.js';
+import { indexSpecs, POOL, SOURCE, VMTA } from './schema.js';
 import type { BlockNode, DirectiveNode } from './syntax.js';
 import { ValueError } from './units.js';
 import { didYouMean } from './values.js';
 
-const sourceSpecs = indexSpecs(SOURCE_DIRECTIVES);
-const vmtaSpecs = indexSpecs(VMTA_DIRECTIVES);
-const poolSpecs = indexSpecs(POOL_DIRECTIVES);
+const sourceSpecs = indexSpecs(Object.values(SOURCE));
+const vmtaSpecs = indexSpecs(Object.values(VMTA));
+const poolSpecs = indexSpecs(Object.values(POOL));
 
 /** What the core blocks of a config add up to. */
 export interface CoreBlocks {
@@ -85,17 +85,18 @@ function readSource(b: Builder, node: BlockNode, into: CoreBlocks): void {
   const v = b.values(node.children, sourceSpecs, `<source ${cidr}>`);
   into.sources.push({
     cidr,
-    alwaysAllowRelaying: single<boolean>(v, 'always-allow-relaying') ?? false,
-    processXVirtualMta: single<boolean>(v, 'process-x-virtual-mta') ?? false,
-    jobidHeader: single<string>(v, 'jobid-header') ?? null,
+    alwaysAllowRelaying:
+      valuesOf(v, SOURCE.alwaysAllowRelaying)[0]?.value ?? SOURCE.alwaysAllowRelaying.default,
+    processXVirtualMta: valuesOf(v, SOURCE.processXVirtualMta)[0]?.value ?? SOURCE.processXVirtualMta.default,
+    jobidHeader: valuesOf(v, SOURCE.jobidHeader)[0]?.value ?? null,
     origin: originOf(node),
   });
 }
 
 /** `smtp-source-host IP HOSTNAME`: the source address and the EHLO name, checked where it is set. */
-function readSourceHost(b: Builder, node: BlockNode, set: { value: unknown; origin: Origin } | undefined) {
+function readSourceHost(b: Builder, node: BlockNode, set: { value: string; origin: Origin } | undefined) {
   if (!set) b.error(node, `<virtual-mta ${node.name}> needs smtp-source-host IP HOSTNAME`);
-  const [ip, hostName, ...extra] = String(set?.value ?? '').split(/\s+/);
+  const [ip, hostName, ...extra] = (set?.value ?? '').split(/\s+/);
   if (set && set.origin !== 'default') {
     if (!ip || isIP(ip) === 0) {
       b.error(set.origin, `smtp-source-host: '${ip ?? ''}' is not an IP address (expected IP HOSTNAME)`);
@@ -124,7 +125,7 @@ function readVirtualMta(b: Builder, node: BlockNode, into: CoreBlocks): void {
       }
     }
   });
-  const host = readSourceHost(b, node, v.get('smtp-source-host')?.[0]);
+  const host = readSourceHost(b, node, valuesOf(v, VMTA.smtpSourceHost)[0]);
   into.virtualMtas.set(name, { name, ...host, domainBlocks: nested, origin: originOf(node) });
 }
 
@@ -135,7 +136,7 @@ function readPool(b: Builder, node: BlockNode, into: CoreBlocks): void {
   }
   if (into.pools.has(node.name)) b.error(node, `duplicate <virtual-mta-pool ${node.name}>`);
   const v = b.values(node.children, poolSpecs, `<virtual-mta-pool ${node.name}>`);
-  const members = (v.get('virtual-mta') ?? []).map((x) => x.value as string);
+  const members = valuesOf(v, POOL.virtualMta).map((x) => x.value);
   if (members.length === 0) b.error(node, `<virtual-mta-pool ${node.name}> has no virtual-mta`);
   into.pools.set(node.name, { name: node.name, members, origin: originOf(node) });
 }

@@ -3,7 +3,7 @@
  * are declared in config, so that config knows the whole language without importing the components; a
  * component reads its blocks back through the typed accessors below, by the same declarations.
  */
-import type { Builder } from './builder.js';
+import { type Builder, valuesOf } from './builder.js';
 import { DELIVERABILITY_BLOCKS } from './deliverability-blocks.js';
 import type { ExtensionBlock } from './model.js';
 import { POLICY_BLOCKS } from './policy-blocks.js';
@@ -42,14 +42,9 @@ export interface Setting<T> {
   origin: Origin;
 }
 
-/*
- * The block's values were parsed by these same declarations (keyed by their names), so reading one back
- * through its declaration gives the type the declaration parses to.
- */
-
 /** Every value of a repeatable directive and where it was set, in file order. */
 export function blockSettings<T>(block: ExtensionBlock, spec: DirectiveSpec<T>): Setting<T>[] {
-  return (block.values.get(spec.name) ?? []) as Setting<T>[];
+  return valuesOf(block.values, spec);
 }
 
 /** The directive's value and where it was set; undefined when the block does not set it. */

@@ -169,25 +169,32 @@ export type DomainSettings = { [F in keyof typeof DOMAIN]: SettingOf<(typeof DOM
   origins: Record<string, Origin>;
 };
 
-export const SOURCE_DIRECTIVES: DirectiveSpec[] = [
-  d('always-allow-relaying', 'bool', 'clients from this range may relay through the engine', {
+export const SOURCE = {
+  alwaysAllowRelaying: d(
+    'always-allow-relaying',
+    'bool',
+    'clients from this range may relay through the engine',
+    {
+      default: false,
+    },
+  ),
+  processXVirtualMta: d('process-x-virtual-mta', 'bool', 'honour the X-Virtual-MTA header', {
     default: false,
   }),
-  d('process-x-virtual-mta', 'bool', 'honour the X-Virtual-MTA header', { default: false }),
-  d('jobid-header', 'string', 'header carrying the job id (removed before delivery)'),
-];
+  jobidHeader: d('jobid-header', 'string', 'header carrying the job id (removed before delivery)'),
+};
 
-export const VMTA_DIRECTIVES: DirectiveSpec[] = [
-  d(
+export const VMTA = {
+  smtpSourceHost: d(
     'smtp-source-host',
     'string',
     'source IP and EHLO host name: `smtp-source-host 192.0.2.10 mta1.example.net`',
   ),
-];
+};
 
-export const POOL_DIRECTIVES: DirectiveSpec[] = [
-  d('virtual-mta', 'string', 'a member of this pool', { repeatable: true, ref: 'virtual-mta' }),
-];
+export const POOL = {
+  virtualMta: d('virtual-mta', 'string', 'a member of this pool', { repeatable: true, ref: 'virtual-mta' }),
+};
 
 /** A block kind that a component adds to the language (e.g. `<policy-limit NAME>`). */
 export interface BlockSpec {

@@ -6,40 +6,23 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  addr,
-  freePort,
-  type Sink,
-  startDnsServer,
-  startSink,
-  type TestDns,
-  testSubnet,
-  until,
-} from '../harness/index.js';
-import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { type Sink, until } from '../harness/index.js';
+import type { TestPostfix } from '../harness/postfix.js';
+import { type PostfixEngineWorld, startPostfixEngineWorld } from '../harness/postfix-engine-world.js';
 import { submit } from '../harness/smtp-client.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
-import { EngineDaemon } from '../sidecar/engine/daemon.js';
 
-const subnet = testSubnet();
-const ip = (n: number) => addr(subnet, n);
-let dns: TestDns;
+let world: PostfixEngineWorld;
+let ip: (n: number) => string;
 let postfix: TestPostfix;
-let engine: EngineDaemon;
-const sinks: Sink[] = [];
+let sinks: Sink[];
 
 before(async () => {
-  dns = await startDnsServer({ host: ip(53) });
-  const port = await freePort(ip(21));
-  sinks.push(await startSink({ host: ip(21), port }), await startSink({ host: ip(22), port }));
-  dns.mx('isp-a.test', [{ exchange: 'mx.isp-a.test', priority: 10 }]);
-  dns.a('mx.isp-a.test', [ip(21)]);
-  dns.mx('isp-b.test', [{ exchange: 'mx.isp-b.test', priority: 10 }]);
-  dns.a('mx.isp-b.test', [ip(22)]);
-  postfix = await startTestPostfix({
-    globals: { 'dns-server': dns.address, 'remote-smtp-port': String(port) },
-    freightConf: `
+  world = await startPostfixEngineWorld({
+    sinks: [{ at: 21 }, { at: 22 }],
+    mx: { 'isp-a.test': 21, 'isp-b.test': 22 },
+    freightConf: (ip) => `
 <virtual-mta mta1>
   smtp-source-host ${ip(10)} mta1.freight.test
 </virtual-mta>
@@ -60,14 +43,11 @@ before(async () => {
 </domain>
 `,
   });
-  engine = await EngineDaemon.start(postfix.configPath);
+  ({ ip, postfix, sinks } = world);
 });
 
 after(async () => {
-  await engine?.stop();
-  await postfix?.stop();
-  for (const s of sinks) await s.close();
-  await dns?.close();
+  await world?.stop();
 });
 
 test('Postfix → engine → sink: right MX, source IP and EHLO, d rows linked to the Postfix queue id', async () => {

@@ -8,46 +8,33 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
-import {
-  addr,
-  freePort,
-  type Sink,
-  startDnsServer,
-  startSink,
-  type TestDns,
-  testSubnet,
-  until,
-} from '../harness/index.js';
-import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { runFreight } from '../harness/freight.js';
+import type { Sink } from '../harness/index.js';
+import { until } from '../harness/index.js';
+import type { TestPostfix } from '../harness/postfix.js';
+import { type PostfixEngineWorld, startPostfixEngineWorld } from '../harness/postfix-engine-world.js';
 import { submit } from '../harness/smtp-client.js';
 import type { AcctRecord } from '../sidecar/acct/record.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 
-const subnet = testSubnet();
-const ip = (n: number) => addr(subnet, n);
-let dns: TestDns;
+let world: PostfixEngineWorld;
 let deferring: Sink;
 let senderMx: Sink;
 let postfix: TestPostfix;
-let engine: FreightDaemon;
 
 before(async () => {
-  dns = await startDnsServer({ host: ip(53) });
-  const port = await freePort(ip(21));
-  deferring = await startSink({
-    host: ip(21),
-    port,
-    script: { rcptTo: [{ match: /@slow\.test$/, code: 451, message: '4.7.1 Try again later' }] },
-  });
-  senderMx = await startSink({ host: ip(22), port, keepRaw: true });
-  dns.mx('slow.test', [{ exchange: 'mx.slow.test', priority: 10 }]);
-  dns.a('mx.slow.test', [ip(21)]);
-  postfix = await startTestPostfix({
-    globals: { 'dns-server': dns.address, 'remote-smtp-port': String(port) },
+  world = await startPostfixEngineWorld({
+    sinks: [
+      {
+        at: 21,
+        script: { rcptTo: [{ match: /@slow\.test$/, code: 451, message: '4.7.1 Try again later' }] },
+      },
+      { at: 22, keepRaw: true },
+    ],
+    mx: { 'slow.test': 21 },
     // The sender's domain stays on the Postfix path, straight to its own sink.
-    transports: [`apps.test smtp:[${ip(22)}]:${port}`],
-    freightConf: `
+    transports: (ip, port) => [`apps.test smtp:[${ip(22)}]:${port}`],
+    freightConf: (ip) => `
 <virtual-mta mta1>
   smtp-source-host ${ip(10)} mta1.freight.test
 </virtual-mta>
@@ -58,17 +45,14 @@ before(async () => {
   bounce-after 4s
 </domain>
 `,
+    engine: 'process',
   });
-  engine = startFreight(['engine', '--config', postfix.configPath]);
-  await engine.waitFor(/engine started/, 30_000);
+  postfix = world.postfix;
+  [deferring, senderMx] = world.sinks as [Sink, Sink];
 });
 
 after(async () => {
-  await engine?.stop();
-  await postfix?.stop();
-  await deferring?.close();
-  await senderMx?.close();
-  await dns?.close();
+  await world?.stop();
 });
 
 test('expiry through Postfix: t rows, a message-expired b row, and a DSN delivered by Postfix to the sender', async () => {

@@ -7,18 +7,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type FreightDaemon, startFreight } from '../harness/freight.js';
-import {
-  addr,
-  freePort,
-  type Sink,
-  startDnsServer,
-  startSink,
-  type TestDns,
-  testSubnet,
-  until,
-} from '../harness/index.js';
-import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import type { FreightDaemon } from '../harness/freight.js';
+import { type Sink, until } from '../harness/index.js';
+import type { TestPostfix } from '../harness/postfix.js';
+import { type PostfixEngineWorld, startPostfixEngineWorld } from '../harness/postfix-engine-world.js';
 import { submit } from '../harness/smtp-client.js';
 import { AcctStore } from '../sidecar/acct/store.js';
 
@@ -27,9 +19,7 @@ const RCPTS_PER_MESSAGE = 4;
 const RECIPIENTS = MESSAGES * RCPTS_PER_MESSAGE;
 const DOWNTIME_MS = 60_000;
 
-const subnet = testSubnet();
-const ip = (n: number) => addr(subnet, n);
-let dns: TestDns;
+let world: PostfixEngineWorld;
 let sink: Sink;
 let postfix: TestPostfix;
 let engine: FreightDaemon | null = null;
@@ -65,21 +55,13 @@ async function heldQueue(rcpts: string[]): Promise<QueueJson[]> {
 
 const received = () => sink.arrivals.reduce((n, a) => n + a.rcptTo.length, 0);
 
-async function startEngine(): Promise<FreightDaemon> {
-  const d = startFreight(['engine', '--config', postfix.configPath]);
-  await d.waitFor(/engine started/, 30_000);
-  return d;
-}
+const startEngine = (): Promise<FreightDaemon> => world.startEngineProcess();
 
 before(async () => {
-  dns = await startDnsServer({ host: ip(53) });
-  const port = await freePort(ip(21));
-  sink = await startSink({ host: ip(21), port });
-  dns.mx('isp-a.test', [{ exchange: 'mx.isp-a.test', priority: 10 }]);
-  dns.a('mx.isp-a.test', [ip(21)]);
-  postfix = await startTestPostfix({
-    globals: { 'dns-server': dns.address, 'remote-smtp-port': String(port) },
-    freightConf: `
+  world = await startPostfixEngineWorld({
+    sinks: [{ at: 21 }],
+    mx: { 'isp-a.test': 21 },
+    freightConf: (ip) => `
 <virtual-mta mta1>
   smtp-source-host ${ip(10)} mta1.freight.test
 </virtual-mta>
@@ -88,14 +70,15 @@ before(async () => {
   virtual-mta mta1
 </domain>
 `,
+    engine: 'none',
   });
+  postfix = world.postfix;
+  [sink] = world.sinks as [Sink];
 });
 
 after(async () => {
   await engine?.stop();
-  await postfix?.stop();
-  await sink?.close();
-  await dns?.close();
+  await world?.stop();
 });
 
 test('Postfix holds engine-routed mail while the engine is down for a minute, then hands it all over', async () => {

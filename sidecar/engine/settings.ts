@@ -1,6 +1,6 @@
 /**
- * Engine intake/spool settings, read from the global directives registered in the config schema
- * (spool-min-free, max-queued-recipients, …) under their camelCase names.
+ * Engine intake/spool settings: the global directives declared for the engine (spool-min-free,
+ * max-queued-recipients, …), every one with a default, so a loaded config always carries them.
  */
 import type { FreightConfig } from '../config/model.js';
 
@@ -21,20 +21,15 @@ export interface EngineSettings {
   dsnMaxBody: number;
 }
 
-const KEYS: (keyof EngineSettings)[] = [
-  'spoolMinFree',
-  'maxQueuedRecipients',
-  'maxMessageSize',
-  'maxIntakeRecipients',
-  'maxSmtpIn',
-  'spoolCommitDelay',
-  'dsnMaxBody',
-];
-
-/** The schema gives every one of these a default, so a loaded config always carries them. */
 export function engineSettings(config: FreightConfig): EngineSettings {
-  const g = config.global as unknown as Record<string, unknown>;
-  const out = {} as EngineSettings;
-  for (const key of KEYS) out[key] = Number(g[key]);
-  return out;
+  const g = config.global;
+  return {
+    spoolMinFree: g.spoolMinFree,
+    maxQueuedRecipients: g.maxQueuedRecipients,
+    maxMessageSize: g.maxMessageSize,
+    maxIntakeRecipients: g.maxIntakeRecipients,
+    maxSmtpIn: g.maxSmtpIn,
+    spoolCommitDelay: g.spoolCommitDelay,
+    dsnMaxBody: g.dsnMaxBody,
+  };
 }

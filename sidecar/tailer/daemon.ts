@@ -60,11 +60,6 @@ export function makeSuppressor(store: AcctStore, log: Logger): Suppressor {
   };
 }
 
-/** `acct-prune-schedule`, registered in the config schema (always set: it has a default). */
-function pruneSchedule(config: FreightConfig): string {
-  return String((config.global as unknown as Record<string, unknown>).acctPruneSchedule);
-}
-
 export class Tailer {
   private readonly store: AcctStore;
   private readonly tstore: TailerStore;
@@ -109,7 +104,7 @@ export class Tailer {
   static async start(config: FreightConfig, opts: TailerOptions = {}): Promise<Tailer> {
     const t = new Tailer(config, opts);
     try {
-      t.retention.set(pruneSchedule(config), config.global.acctRetention);
+      t.retention.set(config.global.acctPruneSchedule, config.global.acctRetention);
       const saved = t.tstore.position();
       await t.follower.start(saved);
       t.log.info('following maillog', { path: config.global.maillog, offset: saved?.offset ?? 0 });
@@ -128,7 +123,7 @@ export class Tailer {
    * restart). The schedule goes first: an invalid one refuses the whole reload.
    */
   reload(config: FreightConfig): void {
-    this.retention.set(pruneSchedule(config), config.global.acctRetention);
+    this.retention.set(config.global.acctPruneSchedule, config.global.acctRetention);
     this.ingest.rows.setEngine(config.global.smtpListener);
   }
 

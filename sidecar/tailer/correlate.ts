@@ -63,62 +63,18 @@ export class Correlator {
     suppress: SuppressRequest[],
   ): void {
     switch (p.kind) {
-      case 'delivery': {
-        const st = this.states.get(p.qid);
-        const rec = this.rows.delivery(
-          line,
-          p.qid,
-          {
-            time,
-            service,
-            to: p.to,
-            origTo: p.origTo,
-            relay: p.relay,
-            delay: p.delay,
-            dsn: p.dsn,
-            status: p.status,
-            text: p.text,
-          },
-          st,
-          suppress,
-        );
-        if (rec) out.push(rec);
-        const s = this.touch(p.qid, time, false);
-        if (p.status === 'deferred') {
-          const pending: PendingRcpt = {
-            orcpt: p.origTo,
-            dsn: p.dsn,
-            diag: rec?.dsnDiag ?? null,
-            relay: p.relay,
-          };
-          if (!s.pending) s.pending = {};
-          s.pending[p.to] = pending;
-        } else if (s.pending) {
-          delete s.pending[p.to];
-        }
+      case 'delivery':
+        this.delivery(line, time, service, p, out, suppress);
         break;
-      }
       case 'client': {
         const st = this.touch(p.qid, time, true);
         st.client = p.client;
         st.timeQueued = time;
         break;
       }
-      case 'pickup': {
-        const st = this.touch(p.qid, time, true);
-        st.from = p.from;
-        st.timeQueued = time;
-        if (p.text) {
-          // postsuper -r: the message came back under a new id with the old recipients still due.
-          const old = this.states.get(p.text);
-          if (old) {
-            st.pending = old.pending;
-            st.timeQueued = old.timeQueued ?? time;
-            this.drop(p.text);
-          }
-        }
+      case 'pickup':
+        this.pickup(time, p);
         break;
-      }
       case 'message-id':
         this.touch(p.qid, time, false).messageId = p.text;
         break;
@@ -128,15 +84,9 @@ export class Correlator {
         st.size = p.size;
         break;
       }
-      case 'expired': {
-        const st = this.states.get(p.qid);
-        for (const r of this.rows.expired(line, time, p.qid, st, p.from)) out.push(r);
-        if (st) {
-          st.pending = null;
-          this.touch(p.qid, time, false);
-        }
+      case 'expired':
+        this.expired(line, time, p, out);
         break;
-      }
       case 'reject':
         out.push(this.rows.reject(line, time, p.qid, p.from, p.to, p.client, p.text));
         break;
@@ -145,6 +95,74 @@ export class Correlator {
         break;
       default:
         break;
+    }
+  }
+
+  /** A delivery line's row; a deferred recipient stays pending on the queue file until a final status. */
+  private delivery(
+    line: string,
+    time: number,
+    service: string,
+    p: ParsedLine,
+    out: AcctRecord[],
+    suppress: SuppressRequest[],
+  ): void {
+    const st = this.states.get(p.qid);
+    const rec = this.rows.delivery(
+      line,
+      p.qid,
+      {
+        time,
+        service,
+        to: p.to,
+        origTo: p.origTo,
+        relay: p.relay,
+        delay: p.delay,
+        dsn: p.dsn,
+        status: p.status,
+        text: p.text,
+      },
+      st,
+      suppress,
+    );
+    if (rec) out.push(rec);
+    const s = this.touch(p.qid, time, false);
+    if (p.status === 'deferred') {
+      const pending: PendingRcpt = {
+        orcpt: p.origTo,
+        dsn: p.dsn,
+        diag: rec?.dsnDiag ?? null,
+        relay: p.relay,
+      };
+      if (!s.pending) s.pending = {};
+      s.pending[p.to] = pending;
+    } else if (s.pending) {
+      delete s.pending[p.to];
+    }
+  }
+
+  private pickup(time: number, p: ParsedLine): void {
+    const st = this.touch(p.qid, time, true);
+    st.from = p.from;
+    st.timeQueued = time;
+    if (p.text) {
+      // postsuper -r: the message came back under a new id with the old recipients still due.
+      const old = this.states.get(p.text);
+      if (old) {
+        st.pending = old.pending;
+        st.timeQueued = old.timeQueued ?? time;
+        this.drop(p.text);
+      }
+    }
+  }
+
+  /** Rows for the recipients still pending when Postfix gave up on the queue file. */
+  private expired(line: string, time: number, p: ParsedLine, out: AcctRecord[]): void {
+    const st = this.states.get(p.qid);
+    for (const r of this.rows.expired(line, time, p.qid, st, p.from)) out.push(r);
+    if (st) {
+      st.pending = null;
+      this.touch(p.qid, time, false);
     }
   }
 

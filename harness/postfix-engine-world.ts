@@ -24,6 +24,8 @@ export interface PostfixEngineWorldOptions {
   mx: Record<string, number>;
   /** freight.conf blocks (virtual MTAs, domains …), given the subnet's addresses and the sink port. */
   freightConf(ip: (n: number) => string, port: number): string;
+  /** More global directives (name → value) besides the DNS server and the sinks' port. */
+  globals?: Record<string, string>;
   /** Static Postfix transport entries, e.g. a sender domain kept on the Postfix path. */
   transports?(ip: (n: number) => string, port: number): string[];
   /** Who starts the engine: 'in-process' (default), 'process' (`freight engine`), or 'none'. */
@@ -43,7 +45,7 @@ export interface PostfixEngineWorld {
   /** The engine the world started as a process ('process'), else null. */
   engineProcess: FreightDaemon | null;
   /** Starts `freight engine` on the world's config and waits until it serves. */
-  startEngineProcess(): Promise<FreightDaemon>;
+  startEngineProcess(timeoutMs?: number): Promise<FreightDaemon>;
   /** Stops everything the world started, the engine first. */
   stop(): Promise<void>;
 }
@@ -75,14 +77,14 @@ export async function startPostfixEngineWorld(opts: PostfixEngineWorldOptions): 
       dns.a(`mx.${domain}`, [ip(at)]);
     }
     const pf = await startTestPostfix({
-      globals: { 'dns-server': dns.address, 'remote-smtp-port': String(port) },
+      globals: { ...opts.globals, 'dns-server': dns.address, 'remote-smtp-port': String(port) },
       ...(opts.transports ? { transports: opts.transports(ip, port) } : {}),
       freightConf: opts.freightConf(ip, port),
     });
     postfix = pf;
-    const startEngineProcess = async () => {
+    const startEngineProcess = async (timeoutMs = 30_000) => {
       const d = startFreight(['engine', '--config', pf.configPath]);
-      await d.waitFor(/engine started/, 30_000);
+      await d.waitFor(/engine started/, timeoutMs);
       return d;
     };
     const mode = opts.engine ?? 'in-process';

@@ -6,15 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startDnsServer, type TestDns } from '../harness/dns.js';
 import { type FreightDaemon, runFreight, startFreight } from '../harness/freight.js';
-import { addr, freePort, type Sink, startSink, testSubnet, until } from '../harness/index.js';
-import { startTestPostfix, type TestPostfix } from '../harness/postfix.js';
+import { type Sink, until } from '../harness/index.js';
+import type { TestPostfix } from '../harness/postfix.js';
+import { type PostfixEngineWorld, startPostfixEngineWorld } from '../harness/postfix-engine-world.js';
 import { arrivalCounts, recipients, submitBulk } from './ramp-harness.js';
 
-const subnet = testSubnet();
-const ip = (n: number) => addr(subnet, n);
-let dns: TestDns;
+let world: PostfixEngineWorld;
+let ip: (n: number) => string;
 let postfix: TestPostfix;
 let engineSink: Sink;
 let postfixSink: Sink;
@@ -23,8 +22,7 @@ let engine: FreightDaemon;
 let tailer: FreightDaemon;
 
 const startEngine = async () => {
-  engine = startFreight(['engine', '--config', postfix.configPath]);
-  await engine.waitFor(/engine started/, 60_000);
+  engine = await world.startEngineProcess(60_000);
 };
 
 const setShare = async (percent: number) => {
@@ -46,17 +44,16 @@ function assertOnePathEach(): void {
 }
 
 before(async () => {
-  dns = await startDnsServer({ host: ip(53) });
-  const port = await freePort(ip(6));
-  engineSink = await startSink({ host: ip(6), port, name: 'mx-via-engine' });
-  postfixSink = await startSink({ host: ip(5), port, name: 'mx-via-postfix' });
-  dns.mx('example.com', [{ exchange: 'mx.example.com', priority: 10 }]);
-  dns.a('mx.example.com', [ip(6)]);
-  postfix = await startTestPostfix({
-    globals: { 'ramp-enabled': 'yes', 'dns-server': dns.address, 'remote-smtp-port': String(port) },
+  world = await startPostfixEngineWorld({
+    sinks: [
+      { at: 6, name: 'mx-via-engine' },
+      { at: 5, name: 'mx-via-postfix' },
+    ],
+    mx: { 'example.com': 6 },
+    globals: { 'ramp-enabled': 'yes' },
     // Postfix's own path goes to its own sink so that arrivals tell the two paths apart.
-    transports: [`example.com smtp:[${postfixSink.host}]:${port}`],
-    freightConf: `
+    transports: (ip, port) => [`example.com smtp:[${ip(5)}]:${port}`],
+    freightConf: (ip) => `
 <virtual-mta mta1>
   smtp-source-host ${ip(10)} mta1.freight.test
 </virtual-mta>
@@ -66,7 +63,10 @@ before(async () => {
   max-smtp-out 10
 </domain>
 `,
+    engine: 'none',
   });
+  ({ ip, postfix } = world);
+  [engineSink, postfixSink] = world.sinks as [Sink, Sink];
   await startEngine();
   ramp = startFreight(['ramp', '--config', postfix.configPath]);
   tailer = startFreight(['tailer', '--config', postfix.configPath]);
@@ -77,10 +77,7 @@ after(async () => {
   await ramp?.stop();
   await tailer?.stop();
   await engine?.stop();
-  await postfix?.stop();
-  await engineSink?.close();
-  await postfixSink?.close();
-  await dns?.close();
+  await world?.stop();
 });
 
 test('10 % of 5,000 recipients go through the real engine, the rest through Postfix, all once', async (t) => {

@@ -14,13 +14,12 @@ import { createLogger } from '../common/log.js';
 import { loadConfig } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
 import { SuppressionList } from '../suppress/list.js';
-import type { ControlRequest, EngineStatusReport } from './control/protocol.js';
-import { ControlServer } from './control/server.js';
-import { DsnSender } from './dsn/sender.js';
-import { Intake } from './intake/listener.js';
-import { createScheduler, type Scheduler } from './schedule/scheduler.js';
+import { type ControlRequest, ControlServer, type EngineStatusReport } from './control/index.js';
+import { DsnSender } from './dsn/index.js';
+import { Intake } from './intake/index.js';
+import { createScheduler, type Scheduler } from './schedule/index.js';
 import { engineSettings } from './settings.js';
-import { Spool } from './spool/spool.js';
+import { Spool } from './spool/index.js';
 
 const log = createLogger('engine');
 

@@ -1,4 +1,4 @@
-import type { AcctEvent } from './spool/acct-rows.js';
+import type { BounceCategory } from '../acct/record.js';
 
 /**
  * The contract between the engine's intake/spool half and its delivery half (engine → queue → session).
@@ -74,4 +74,26 @@ export interface SchedulerPort {
   submit(msg: SpooledMessage): void;
   /** Recipients currently held in memory (for back-pressure: intake answers 4xx above a limit). */
   queuedRecipients(): number;
+}
+
+/** Where an attempt went: queue, vmta and (if a connection was made) the remote. */
+export interface AttemptPlace {
+  /** Queue key `domain/vmta`; null when the recipient never reached a queue (suppressed). */
+  queue: string | null;
+  vmta: string | null;
+  vmtaPool: string | null;
+  sourceIp: string | null;
+  destinationIp: string | null;
+  mta: string | null;
+  esmtp: string | null;
+}
+
+/** The accounting half of a recipient outcome, journaled with it. */
+export interface AcctEvent {
+  type: 'd' | 't' | 'b';
+  at: number;
+  /** Enhanced status, e.g. 5.1.1. */
+  status: string;
+  bounceCat: BounceCategory | null;
+  place: AttemptPlace;
 }

@@ -5,7 +5,6 @@
 export { coalesceWrites } from './coalesce-writes.js';
 export {
   type ConnectResult,
-  type ConnectSource,
   connect,
   DEFAULT_TIMEOUTS,
   type SessionTimeouts,

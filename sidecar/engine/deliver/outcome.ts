@@ -8,10 +8,10 @@ import { type AcctRecord, type BounceCategory, HARD_CATEGORIES } from '../../acc
 import { errorMessage } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
 import { FAULTS, faultPoint } from '../fault-inject.js';
-import { type AcctEvent, type AttemptPlace, eventRow } from '../spool/acct-rows.js';
+import { type AcctEvent, type AttemptPlace, eventRow } from '../spool/index.js';
 import type { RecipientUpdate, SpooledMessage, SpoolPort } from '../types.js';
 
-export type { AttemptPlace } from '../spool/acct-rows.js';
+export type { AttemptPlace } from '../spool/index.js';
 
 const log = createLogger('engine/outcome');
 

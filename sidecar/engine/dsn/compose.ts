@@ -6,7 +6,7 @@
  * part says so, so the sender never gets an empty message presented as theirs.
  */
 import { randomBytes } from 'node:crypto';
-import { rfc5322Date } from '../intake/headers.js';
+import { rfc5322Date } from '../intake/index.js';
 import type { SpooledMessage } from '../types.js';
 
 export interface DsnRecipient {

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { basename, join } from 'node:path';
 import { errorMessage, FreightError } from '../../common/errors.js';
-import { spoolFsync } from '../spool/fsync.js';
+import { spoolFsync } from '../spool/index.js';
 
 const ENVELOPE_PREFIX = 'X-Freight-Envelope-To: ';
 

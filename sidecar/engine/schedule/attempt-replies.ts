@@ -7,7 +7,7 @@ import type { ReplyActions } from '../../deliverability/reactor.js';
 import type { WarmupOutcome } from '../../deliverability/warmup.js';
 import { AttemptOutcome, type AttemptPlace, type OutboundSession, type RcptReply } from '../deliver/index.js';
 import type { SpooledMessage } from '../types.js';
-import type { AttemptEnv } from './attempt.js';
+import type { AttemptEnv } from './attempt-env.js';
 import type { DeliveryQueue, Job } from './queue.js';
 
 /** A recipient deferred by this attempt, with the reply it got. */

@@ -5,19 +5,16 @@
  */
 import { errorMessage } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
-import type { FreightConfig } from '../../config/model.js';
 import type { ReplyActions } from '../../deliverability/reactor.js';
-import type { DnsResolver } from '../../dns/resolver.js';
 import {
   AttemptOutcome,
   type ConnectResult,
   connect,
   type OutboundSession,
-  type OutcomePorts,
   type RcptReply,
-  type SessionTimeouts,
 } from '../deliver/index.js';
 import { prepareBody } from './attempt-body.js';
+import type { AttemptEnv } from './attempt-env.js';
 import {
   allWith,
   deadline,
@@ -27,35 +24,12 @@ import {
   placeFor,
   settleReplies,
 } from './attempt-replies.js';
-import type { EngineDeliverability } from './deliverability.js';
 import type { DeliveryQueue, Job } from './queue.js';
 
 const log = createLogger('engine/attempt');
 
 /** After a remote refused a further connection while others are open: wait before opening again. */
 const EXTRA_CONNECTION_BACKOFF = 10_000;
-
-/** How an attempt tells the scheduler what it did; the scheduler decides what happens next. */
-export interface AttemptEvents {
-  /** The job's outcome is complete: count its final recipients, forget finished messages, commit. */
-  settled(q: DeliveryQueue, job: Job, out: AttemptOutcome): void;
-  /** The queue's jobs, heaps or sessions changed (an attempt ended, a session closed). */
-  changed(q: DeliveryQueue): void;
-  /** True once the scheduler is closing: results are dropped, sessions closed. */
-  stopping(): boolean;
-}
-
-/** What attempts work with: the engine's ports and clock, and where they report. */
-export interface AttemptEnv {
-  ports: OutcomePorts;
-  config(): FreightConfig;
-  resolver: DnsResolver;
-  timeouts: SessionTimeouts;
-  now(): number;
-  random(): number;
-  deliv: EngineDeliverability;
-  events: AttemptEvents;
-}
 
 export class Attempts {
   constructor(private readonly env: AttemptEnv) {}

@@ -5,7 +5,8 @@
  * work goes to another member of its pool, or waits. Attempts report back through AttemptEvents.
  */
 import type { AttemptOutcome } from '../deliver/index.js';
-import type { AttemptEvents, Attempts } from './attempt.js';
+import type { Attempts } from './attempt.js';
+import type { AttemptEvents } from './attempt-env.js';
 import type { DeliveryQueue, Job } from './queue.js';
 import type { SchedulerState } from './state.js';
 

@@ -5,7 +5,7 @@
  * operation is O(1) or O(log n) in the queue's size; nothing scans all recipients.
  */
 import type { DomainSettings, Rate } from '../../config/model.js';
-import type { OutboundSession } from '../deliver/session.js';
+import type { OutboundSession } from '../deliver/index.js';
 import type { SpooledMessage } from '../types.js';
 import type { Route } from './routing.js';
 import { PacedRate, RateMeter } from './throttle.js';

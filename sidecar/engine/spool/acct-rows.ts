@@ -5,30 +5,10 @@
  * committed, so a replayed row is identical to the live one — and its deterministic dedupe key makes
  * the second copy a no-op.
  */
-import type { AcctRecord, BounceCategory } from '../../acct/record.js';
-import type { SpooledMessage } from '../types.js';
+import type { AcctRecord } from '../../acct/record.js';
+import type { AcctEvent, SpooledMessage } from '../types.js';
 
-/** Where an attempt went: queue, vmta and (if a connection was made) the remote. */
-export interface AttemptPlace {
-  /** Queue key `domain/vmta`; null when the recipient never reached a queue (suppressed). */
-  queue: string | null;
-  vmta: string | null;
-  vmtaPool: string | null;
-  sourceIp: string | null;
-  destinationIp: string | null;
-  mta: string | null;
-  esmtp: string | null;
-}
-
-/** The accounting half of a recipient outcome, journaled with it. */
-export interface AcctEvent {
-  type: 'd' | 't' | 'b';
-  at: number;
-  /** Enhanced status, e.g. 5.1.1. */
-  status: string;
-  bounceCat: BounceCategory | null;
-  place: AttemptPlace;
-}
+export type { AcctEvent, AttemptPlace } from '../types.js';
 
 /** How the message came in, for its `r` rows. */
 export interface IntakeSource {

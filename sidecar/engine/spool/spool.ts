@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { AcctRecord } from '../../acct/record.js';
 import { errorMessage, FreightError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/log.js';
-import type { SpoolStatus } from '../control/protocol.js';
+import type { SpoolStatus } from '../control/index.js';
 import { FAULTS, faultPoint } from '../fault-inject.js';
 import type { SpoolPort } from '../types.js';
 import { SpoolAcctFeed } from './acct-feed.js';

@@ -10,6 +10,8 @@ echo "== typecheck (tsc)"
 npx tsc -p tsconfig.json --noEmit
 echo "== imports: layers, no cycles (dependency-cruiser)"
 npm run --silent deps:check
+echo "== sizes: files up to 400 lines, sidecar functions up to 80"
+node --import tsx scripts/check-size.ts
 # The policy daemon's 5,000-connection test holds both ends of every connection in one process;
 # Debian's default soft limit (1,024 descriptors) is far below that.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 16384 ]; then

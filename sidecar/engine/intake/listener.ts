@@ -1,5 +1,5 @@
 /**
- * Engine intake (issue 7 ★1): the `smtp-listener` that Postfix's lmtp/smtp transport and trusted
+ * Engine intake: the `smtp-listener` that Postfix's lmtp/smtp transport and trusted
  * applications deliver to. One port speaks both protocols: the client's first command picks LMTP (LHLO,
  * per-recipient replies after DATA) or SMTP (EHLO/HELO). Only `<source>` ranges allowed to relay get in
  * (554 5.7.1 otherwise). 250 is answered only once the spool has fsync'd the message; a nearly full

@@ -1,11 +1,11 @@
 /**
  * How the spool fsyncs: on the event loop while the disk answers quickly, in libuv's thread pool after a
  * slow answer. On this kind of VM the thread-pool hand-off (a futex wake there, an eventfd wake back)
- * costs more CPU than the fsync itself: a commit round's fdatasync + fsync took 0.33 ms of CPU inline
- * against 0.49 ms through the pool, and 0.7 ms of wall time. Blocking the loop that long per round is
- * cheaper than the hand-off; blocking it on a slow or failing disk would stall every session. So the
+ * costs more CPU than the fsync itself (it shows in the engine CPU per message that
+ * `bench/engine-inject.bench.ts --hold` reports). Blocking the loop for one round's fsyncs is cheaper
+ * than the hand-off; blocking it on a slow or failing disk would stall every session. So the
  * runner keeps a moving average of fsync latency (inline and pooled alike): above `slowMs` it uses the
- * pool, and it comes back inline once the average is under half of that. A single outlier (50 ms behind
+ * pool, and it comes back inline once the average is under half of that. A single outlier (behind
  * another process's big fsync) does not switch it. Directory fsyncs go through here too, so every fsync
  * the spool makes has one seam.
  */

@@ -1,8 +1,8 @@
 /**
  * Message bodies, appended to shared data segments (`data/seg-N.dat`) instead of one file per message.
- * A file per message cost an open, a close, an fsync and an unlink for every message (0.2–0.6 ms of CPU
- * each on this machine's ext4, more than the rest of intake); a segment costs one gathered write and one
- * fdatasync per group-commit round for all of its messages: `append` only reserves the bytes, `sync`
+ * A file per message cost an open, a close, an fsync and an unlink for every message (more CPU than the
+ * rest of intake, in the engine CPU per message that `bench/engine-inject.bench.ts --hold` reports); a
+ * segment costs one gathered write and one fdatasync per group-commit round for all of its messages: `append` only reserves the bytes, `sync`
  * writes what the round appended in one `writev` (every syscall is dear on this VM).
  *
  * Each segment counts its live messages and bytes. A sealed segment (no longer appended to) whose last

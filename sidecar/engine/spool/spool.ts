@@ -212,7 +212,8 @@ export class Spool extends SpoolRecords implements SpoolPort {
   }
 
   /**
-   * Each round costs a gathered write and two fsyncs (0.3–0.5 ms of CPU here) whatever its size, so
+   * Each round costs a gathered write and two fsyncs whatever its size (the engine CPU per message of
+   * `bench/engine-inject.bench.ts --hold` measures it), so
    * a round waits up to `commitDelayMs` for the other open intake sessions' messages — but not once
    * every session has one pending, and not at all with a single session (it would only add latency).
    */

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../common/command.js';
 import { errorMessage, FreightError } from '../common/errors.js';
 import { fail, printJson, printRows } from '../common/output.js';
-import { GLOBAL_DIRECTIVES } from '../config/globals.js';
+import { GLOBAL } from '../config/globals.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { DB_OPTIONS, openAcct } from './cli-db.js';
@@ -28,7 +28,7 @@ function retentionMs(values: { config?: string; db?: string; 'older-than'?: stri
     if (ms <= 0) throw new FreightError('ACCT_BAD_RETENTION', '--older-than must be longer than 0');
     return ms;
   }
-  if (values.db) return GLOBAL_DIRECTIVES.find((d) => d.name === 'acct-retention')!.default as number;
+  if (values.db) return GLOBAL.acctRetention.default;
   return loadConfig(resolveConfigPath(values.config)).global.acctRetention;
 }
 

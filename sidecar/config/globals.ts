@@ -22,11 +22,14 @@ export interface GlobalDirective<T, S> extends DirectiveSpec<T> {
   setting(value: T | null | undefined, ctx: SettingContext): S;
 }
 
-function global<T, S>(
-  spec: DirectiveSpec<T>,
-  setting: (value: T | null | undefined, ctx: SettingContext) => S,
-): GlobalDirective<T, S> {
-  return { ...spec, setting };
+type ParsedBy<D> = D extends DirectiveSpec<infer T> ? T : never;
+
+/** A global's declaration and how its value becomes its field; the declaration's own type is kept. */
+function global<D extends DirectiveSpec<unknown>, S>(
+  spec: D,
+  setting: (value: ParsedBy<D> | null | undefined, ctx: SettingContext) => S,
+): D & GlobalDirective<ParsedBy<D>, S> {
+  return { ...spec, setting } as D & GlobalDirective<ParsedBy<D>, S>;
 }
 
 /** The declaration has a default, so the value is always there. */

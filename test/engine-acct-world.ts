@@ -11,6 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startDnsServer, type TestDns } from '../harness/dns.js';
 import { type EngineProc, startEngine } from '../harness/engine-proc.js';
+import { until } from '../harness/index.js';
 import { addr, freePort, testSubnet } from '../harness/ports.js';
 import { type Sink, startSink } from '../harness/sink.js';
 import type { SinkScript } from '../harness/sink-script.js';
@@ -78,13 +79,9 @@ export async function engineWorld(
       return engine;
     },
     async drained(timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const st = (await controlRequest(path.join(dir, 'run'), { op: 'status' })) as EngineStatusReport;
-        if (st.spool.messages === 0) return;
-        if (Date.now() > deadline) throw new Error(`spool not drained: ${JSON.stringify(st.spool)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const status = () =>
+        controlRequest(path.join(dir, 'run'), { op: 'status' }) as Promise<EngineStatusReport>;
+      await until(async () => (await status()).spool.messages === 0, timeoutMs, 'the spool to drain', 100);
     },
     async close() {
       for (const e of running) await e.kill('SIGKILL');

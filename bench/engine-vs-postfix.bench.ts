@@ -123,7 +123,7 @@ try {
 
   // engine: Postfix hands off to the engine, which delivers.
   // Counted in the accounting store (read-only, from this process): polling the engine's status 10 times
-  // a second would itself cost the engine ~23 ms of CPU per second, ~0.1 ms per message at these rates.
+  // a second would itself cost the engine CPU, which this bench's per-message figure would then include.
   const acct = AcctStore.open(postfix.config.global.acctDb, { readonly: true });
   const countDelivered = acct.db.prepare(
     "SELECT count(*) AS n FROM acct WHERE type = 'd' AND path = 'engine'",

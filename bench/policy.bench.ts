@@ -7,8 +7,9 @@
  * `freight policy` runs as in production, compiled (bin/freight.js runs dist/ when built); the sidecar is
  * compiled afresh into the temp dir so that a stale dist/ is never measured. With --tsx it runs from
  * source instead: then the daemon and its persistence worker each carry tsx's module-loader thread, whose
- * idle-time garbage collection some 8 s after start takes both cores for 5–10 ms (p99 +0.3–0.5 ms here).
- * The load generator is bench/lib/policy-load.ts, in a process of its own.
+ * idle-time garbage collection a few seconds after start takes both cores at once (this bench's paced
+ * p99 with --tsx shows what it costs). The load generator is bench/lib/policy-load.ts, in a process of
+ * its own.
  *
  *   node --import tsx bench/policy.bench.ts [--requests 100000] [--connections 50] [--rate 2000]
  *     [--skip-postfwd] [--tsx]

@@ -123,7 +123,8 @@ export function planPrune(store: AcctStore, olderThanMs: number, now = Date.now(
 
 /**
  * Sizes slices from measured cost. Slices of the same size vary severalfold (a commit that triggers a
- * WAL checkpoint; test/acct-prune.test.ts measures the longest lock-hold), so the estimate is the slowest per-row cost of the last few slices, not the latest.
+ * WAL checkpoint; test/acct-prune.test.ts measures the longest lock-hold), so the estimate is the
+ * slowest per-row cost of the last few slices, not the latest.
  */
 class SliceSizer {
   private readonly costs: number[] = [];

@@ -1,5 +1,5 @@
 /**
- * Issue 7 must-show: a message that Postfix hands to the engine and whose destination defers every
+ * A message that Postfix hands to the engine and whose destination defers every
  * attempt gets `t` rows on the retry-after schedule, then a `b` (message-expired) row at bounce-after;
  * the engine's RFC 3464 DSN goes back into Postfix (postfix-listener), which delivers it to the envelope
  * sender's domain (routed by the transport map to a second sink). `freight acct trail <postfix queue id>`

@@ -1,5 +1,5 @@
 /**
- * Issue 7 must-show: with the engine (a real `freight engine` process) stopped for a minute, Postfix
+ * With the engine (a real `freight engine` process) stopped for a minute, Postfix
  * keeps the mail routed to it by the transport map: deferred in its own queue (`postqueue -j`), the lmtp
  * deferral in its maillog, nothing bounced. Once the engine is back, Postfix's own retry (1 s backoff,
  * no `postqueue -f`) hands everything over and every recipient arrives at the sink.

@@ -25,7 +25,7 @@ export interface GlobalDirective<T, S> extends DirectiveSpec<T> {
 type ParsedBy<D> = D extends DirectiveSpec<infer T> ? T : never;
 
 /** A global's declaration and how its value becomes its field; the declaration's own type is kept. */
-function global<D extends DirectiveSpec<unknown>, S>(
+function field<D extends DirectiveSpec<unknown>, S>(
   spec: D,
   setting: (value: ParsedBy<D> | null | undefined, ctx: SettingContext) => S,
 ): D & GlobalDirective<ParsedBy<D>, S> {
@@ -62,23 +62,23 @@ function allowList(value: string[] | null | undefined, ctx: SettingContext): str
 
 /** Field name → declaration; the order is the order `config show` lists them in. */
 export const GLOBAL = {
-  hostName: global(
+  hostName: field(
     d('host-name', 'string', 'this host name: EHLO default, Received headers, DSN reporting MTA'),
     (v) => v ?? hostname(),
   ),
-  spoolDir: global(
+  spoolDir: field(
     d('spool-dir', 'string', "engine's durable message spool", { default: '/var/spool/freight' }),
     path,
   ),
-  acctDb: global(
+  acctDb: field(
     d('acct-db', 'string', 'SQLite accounting database', { default: '/var/lib/freight/acct.db' }),
     path,
   ),
-  acctRetention: global(
+  acctRetention: field(
     d('acct-retention', 'duration', 'delete accounting rows older than this', { default: 90 * 86_400_000 }),
     declared,
   ),
-  acctPruneSchedule: global(
+  acctPruneSchedule: field(
     d(
       'acct-prune-schedule',
       'string',
@@ -89,134 +89,134 @@ export const GLOBAL = {
     ),
     declared,
   ),
-  runDir: global(
+  runDir: field(
     d('run-dir', 'string', 'pid files and control sockets of the running daemons', {
       default: '/run/freight',
     }),
     path,
   ),
-  smtpListener: global(
+  smtpListener: field(
     d('smtp-listener', 'host-port', 'engine intake used by the Postfix transport', {
       default: { host: '127.0.0.1', port: 2526 },
     }),
     declared,
   ),
-  smtpListenerProtocol: global(
+  smtpListenerProtocol: field(
     d('smtp-listener-protocol', 'string', 'lmtp (per-recipient replies) or smtp', {
       default: 'lmtp',
       choices: ['lmtp', 'smtp'] as const,
     }),
     declared,
   ),
-  policyListener: global(
+  policyListener: field(
     d('policy-listener', 'host-port', 'policy daemon (check_policy_service)', {
       default: { host: '127.0.0.1', port: 10040 },
     }),
     declared,
   ),
-  policySocket: global(
+  policySocket: field(
     d('policy-socket', 'string', 'policy daemon unix socket, in addition to TCP'),
     (v, ctx) => (v ? ctx.abs(v) : null),
   ),
-  rampListener: global(
+  rampListener: field(
     d('ramp-listener', 'host-port', 'socketmap server for transport_maps', {
       default: { host: '127.0.0.1', port: 10041 },
     }),
     declared,
   ),
-  rampEnabled: global(
+  rampEnabled: field(
     d('ramp-enabled', 'bool', 'ask the ramp (socketmap on ramp-listener) first in transport_maps', {
       default: false,
     }),
     declared,
   ),
   /** null = `freight:inet:<smtp-listener>`. */
-  rampEngineTransport: global(
+  rampEngineTransport: field(
     d('ramp-engine-transport', 'string', 'transport the ramp answers for engine-routed recipients', {
       default: null,
     }),
     orNull,
   ),
-  httpMgmtListener: global(
+  httpMgmtListener: field(
     d('http-mgmt-listener', 'host-port', 'management API and /metrics', {
       default: { host: '127.0.0.1', port: 8190 },
     }),
     declared,
   ),
-  httpApiKey: global(
+  httpApiKey: field(
     d('http-api-key', 'string', 'API key for state-changing calls: the key, or file:PATH'),
     apiKey,
   ),
-  httpReadAllow: global(
+  httpReadAllow: field(
     d('http-read-allow', 'list', 'CIDRs allowed to make read calls to the API without the key', {
       default: ['127.0.0.0/8', '::1/128'],
     }),
     allowList,
   ),
-  maillog: global(
+  maillog: field(
     d('maillog', 'string', 'Postfix maillog the tailer follows', { default: '/var/log/mail.log' }),
     path,
   ),
-  maillogTimezone: global(
+  maillogTimezone: field(
     d('maillog-timezone', 'string', 'IANA time zone of year-less maillog timestamps (default: this machine)'),
     orNull,
   ),
-  dnsServer: global(d('dns-server', 'host-port', "engine's resolver (default: /etc/resolv.conf)"), orNull),
-  remoteSmtpPort: global(
+  dnsServer: field(d('dns-server', 'host-port', "engine's resolver (default: /etc/resolv.conf)"), orNull),
+  remoteSmtpPort: field(
     d('remote-smtp-port', 'int', 'port the engine connects to on remote MX hosts', { default: 25, min: 1 }),
     declared,
   ),
-  postmaster: global(
+  postmaster: field(
     d('postmaster', 'string', 'address that DSNs come from and that operators reach', {
       default: 'postmaster',
     }),
     declared,
   ),
-  postfixDir: global(
+  postfixDir: field(
     d('postfix-dir', 'string', 'private Postfix instance rendered and run by freight', {
       default: '/var/lib/freight/postfix',
     }),
     path,
   ),
-  postfixListener: global(
+  postfixListener: field(
     d('postfix-listener', 'host-port', "the private Postfix instance's smtpd listener", {
       default: { host: '127.0.0.1', port: 2525 },
     }),
     declared,
   ),
-  postfixCommandDir: global(
+  postfixCommandDir: field(
     d('postfix-command-dir', 'string', 'where postfix, postconf and postqueue are installed', {
       default: '/usr/sbin',
     }),
     declared,
   ),
   // Engine intake and spool (read through sidecar/engine/settings.ts).
-  spoolMinFree: global(
+  spoolMinFree: field(
     d('spool-min-free', 'size', 'intake answers 452 4.3.1 below this much free space on the spool', {
       default: 1024 ** 3,
     }),
     declared,
   ),
-  maxQueuedRecipients: global(
+  maxQueuedRecipients: field(
     d('max-queued-recipients', 'int', 'intake answers 452 4.3.1 above this many queued recipients', {
       default: 2_000_000,
       min: 1,
     }),
     declared,
   ),
-  maxMessageSize: global(
+  maxMessageSize: field(
     d('max-message-size', 'size', 'larger messages get 552 5.3.4 at intake', { default: 50 * 1024 ** 2 }),
     declared,
   ),
-  maxIntakeRecipients: global(
+  maxIntakeRecipients: field(
     d('max-intake-recipients', 'int', 'recipients per intake transaction', { default: 1000, min: 1 }),
     declared,
   ),
-  maxSmtpIn: global(
+  maxSmtpIn: field(
     d('max-smtp-in', 'int', 'concurrent intake connections', { default: 500, min: 1 }),
     declared,
   ),
-  spoolCommitDelay: global(
+  spoolCommitDelay: field(
     d(
       'spool-commit-delay',
       'duration',
@@ -225,7 +225,7 @@ export const GLOBAL = {
     ),
     declared,
   ),
-  dsnMaxBody: global(
+  dsnMaxBody: field(
     d('dsn-max-body', 'size', 'how much of the original message a RET=FULL DSN carries', {
       default: 1024 ** 2,
     }),
@@ -247,8 +247,8 @@ export function globalSettings(
   abs: (path: string) => string,
   error: (at: Origin, message: string) => void,
 ): GlobalSettings {
-  const global: Record<string, unknown> = {};
-  for (const [field, spec] of Object.entries(GLOBAL) as [string, GlobalDirective<unknown, unknown>][]) {
+  const settings: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(GLOBAL) as [string, GlobalDirective<unknown, unknown>][]) {
     const given = set.get(spec.name);
     const ctx: SettingContext = {
       abs,
@@ -256,7 +256,7 @@ export function globalSettings(
         if (given) error(given.origin, message);
       },
     };
-    global[field] = spec.setting(given ? given.value : spec.default, ctx);
+    settings[key] = spec.setting(given ? given.value : spec.default, ctx);
   }
-  return global as GlobalSettings;
+  return settings as GlobalSettings;
 }

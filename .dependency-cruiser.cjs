@@ -52,6 +52,24 @@ module.exports = {
       to: { path: '^sidecar/engine/', pathNot: '^sidecar/engine/control/(protocol|client)\\.ts$' },
     },
     {
+      name: 'engine-entry-modules',
+      comment:
+        'An engine sub-folder is used through its entry module (index.ts); its other files are its own',
+      severity: 'error',
+      from: { path: '^sidecar/engine/([^/]+)/' },
+      to: {
+        path: '^sidecar/engine/[^/]+/',
+        pathNot: ['^sidecar/engine/$1/', '^sidecar/engine/[^/]+/index\\.ts$'],
+      },
+    },
+    {
+      name: 'engine-root-entry-modules',
+      comment: 'The daemon and the CLI use the engine sub-folders through their entry modules (index.ts)',
+      severity: 'error',
+      from: { path: '^sidecar/engine/[^/]+\\.ts$' },
+      to: { path: '^sidecar/engine/[^/]+/', pathNot: '^sidecar/engine/[^/]+/index\\.ts$' },
+    },
+    {
       name: 'sidecar-not-tests',
       comment: 'The product never imports its tests, benchmarks or their harness',
       severity: 'error',

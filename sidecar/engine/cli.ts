@@ -11,13 +11,13 @@ import { errorMessage } from '../common/errors.js';
 import { fail, printJson, printRows, type Row } from '../common/output.js';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { FreightConfig } from '../config/model.js';
-import { controlRequest } from './control/client.js';
-import type {
-  ControlRequest,
-  EngineStatusReport,
-  QueueActionResult,
-  ScheduleResult,
-} from './control/protocol.js';
+import {
+  type ControlRequest,
+  controlRequest,
+  type EngineStatusReport,
+  type QueueActionResult,
+  type ScheduleResult,
+} from './control/index.js';
 
 function parse(argv: string[]) {
   return parseArgs({

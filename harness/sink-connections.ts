@@ -12,6 +12,8 @@ export interface LiveConnection {
   /** The raw socket, replaced by the TLS socket after STARTTLS. */
   socket: net.Socket;
   peer: string;
+  /** Between an accepted MAIL FROM and the final reply to its DATA (or the connection's end). */
+  inTransaction: boolean;
 }
 
 export class SinkConnections {
@@ -23,6 +25,8 @@ export class SinkConnections {
   private readonly openByIp = new Map<string, number>();
   private readonly maxByIp = new Map<string, number>();
   private maxOpen = 0;
+  private transactions = 0;
+  private maxTransactions = 0;
   private nextId = 1;
 
   /** `changed` runs on every open and close (the sink re-checks its waiters). */
@@ -43,6 +47,28 @@ export class SinkConnections {
     return sourceIp === undefined ? this.maxOpen : (this.maxByIp.get(sourceIp) ?? 0);
   }
 
+  /**
+   * Most SMTP transactions in progress at once: the concurrency a client's delivery agents hold. A TCP
+   * connection can outlast its transaction by a QUIT the client does not wait for (Postfix closes
+   * without reading the reply), so connection counts overstate a client's concurrency by that tail.
+   */
+  maxInTransaction(): number {
+    return this.maxTransactions;
+  }
+
+  transactionStarted(conn: LiveConnection): void {
+    if (conn.inTransaction) return;
+    conn.inTransaction = true;
+    this.transactions++;
+    this.maxTransactions = Math.max(this.maxTransactions, this.transactions);
+  }
+
+  transactionEnded(conn: LiveConnection): void {
+    if (!conn.inTransaction) return;
+    conn.inTransaction = false;
+    this.transactions--;
+  }
+
   accept(socket: net.Socket): void {
     const sourceIp = socket.remoteAddress ?? '';
     const sourcePort = socket.remotePort ?? 0;
@@ -56,7 +82,7 @@ export class SinkConnections {
       tls: false,
     };
     const peer = `${sourceIp}:${sourcePort}`;
-    const conn: LiveConnection = { record, socket, peer };
+    const conn: LiveConnection = { record, socket, peer, inTransaction: false };
     this.live.add(conn);
     this.byPeer.set(peer, conn);
     this.list.push(record);
@@ -71,6 +97,7 @@ export class SinkConnections {
   /** Idempotent: raw socket, TLS socket and smtp-server may each report the same close. */
   close(conn: LiveConnection): void {
     if (!this.live.delete(conn)) return;
+    this.transactionEnded(conn);
     const { record, peer } = conn;
     record.closedAt = Date.now();
     if (this.byPeer.get(peer) === conn) this.byPeer.delete(peer);
@@ -109,6 +136,7 @@ export class SinkConnections {
   reset(): void {
     this.list = [...this.live].map((c) => c.record);
     this.maxOpen = this.live.size;
+    this.maxTransactions = this.transactions;
     this.maxByIp.clear();
     for (const [ip, n] of this.openByIp) this.maxByIp.set(ip, n);
   }

@@ -129,6 +129,11 @@ export class Sink {
     return this.conns.max(sourceIp);
   }
 
+  /** Most SMTP transactions (MAIL FROM to the final DATA reply) in progress at once since start/reset. */
+  maxConcurrentTransactions(): number {
+    return this.conns.maxInTransaction();
+  }
+
   /** Arrivals with t0 <= time < t1. */
   arrivalsBetween(t0: number, t1: number): Arrival[] {
     return this.arrivalList.filter((a) => a.time >= t0 && a.time < t1);
@@ -278,6 +283,8 @@ export class Sink {
 
   private onMailFrom(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const reply = this.mailReply(address, session);
+    const conn = reply ? undefined : this.conns.of(session);
+    if (conn) this.conns.transactionStarted(conn);
     cb(reply ? this.refuse(session, 'mail', reply, address) : null);
   }
 
@@ -329,6 +336,7 @@ export class Sink {
       const decided =
         matchRule(state.script.data, rcptTo) ?? state.deferral('data') ?? state.script.dataReply ?? undefined;
       this.later(state.script.dataDelayMs ?? 0, () => {
+        if (conn) this.conns.transactionEnded(conn);
         if (decided && isFailure(decided)) {
           cb(this.refuse(session, 'data', decided));
           return;

@@ -55,7 +55,7 @@ test('the rendered per-domain transports carry the limits', () => {
   assert.ok(table.includes(`limited.test pace_limited_test:[${limited.host}]:${limited.port}\n`), table);
 });
 
-test('at most max-smtp-out concurrent connections to the limited domain; the other domain is not limited', async () => {
+test('at most max-smtp-out concurrent connections to the limited domain; the other domain is not limited', async (t) => {
   const sends: Promise<unknown>[] = [];
   for (let i = 0; i < MESSAGES; i++) {
     for (const domain of ['limited.test', 'free.test']) {
@@ -74,9 +74,14 @@ test('at most max-smtp-out concurrent connections to the limited domain; the oth
     },
   );
   assert.equal(sent.length, MESSAGES);
-  assert.equal(limited.maxConcurrentConnections(), 2, 'limited.test is held to max-smtp-out 2');
+  t.diagnostic(
+    `limited.test: ${limited.maxConcurrentTransactions()} transactions, ${limited.maxConcurrentConnections()} TCP connections at most at once`,
+  );
+  // Postfix limits delivery agents, which hold a transaction each; a closing connection's QUIT tail
+  // (Postfix does not wait for the reply) can overlap the next agent's connection at the sink.
+  assert.equal(limited.maxConcurrentTransactions(), 2, 'limited.test is held to max-smtp-out 2');
   assert.ok(
-    free.maxConcurrentConnections() > 2,
-    `free.test should see more than 2 concurrent connections, saw ${free.maxConcurrentConnections()}`,
+    free.maxConcurrentTransactions() > 2,
+    `free.test should see more than 2 concurrent transactions, saw ${free.maxConcurrentTransactions()}`,
   );
 });

@@ -152,7 +152,9 @@ it('loses and duplicates nothing across SIGKILLs and every rotation style', {
 }, async () => {
   load = spawn(
     '/usr/sbin/smtp-source',
-    ['-s', '4', '-m', '6000', '-f', 'app@src.test', '-t', 'rcpt@ok.test', `${pf.host}:${pf.port}`],
+    // Far more messages than the rounds take: traffic (and so logging) must last through every
+    // rotation, or a renamed log is never recreated and the next rotation finds no file to rotate.
+    ['-s', '4', '-m', '1000000', '-f', 'app@src.test', '-t', 'rcpt@ok.test', `${pf.host}:${pf.port}`],
     {
       stdio: 'ignore',
     },
@@ -174,6 +176,7 @@ it('loses and duplicates nothing across SIGKILLs and every rotation style', {
       await rotate(style);
     }
   }
+  load.kill('SIGTERM');
   await loadDone;
   // Let Postfix finish delivering what it accepted.
   for (let i = 0; i < 100 && (await pf.queueIds()).length > 0; i++) await sleep(200);

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AcctStore } from '../sidecar/acct/store.js';
-import type { FreightConfig } from '../sidecar/config/model.js';
+import { loadConfig } from '../sidecar/config/load.js';
 import { Tailer } from '../sidecar/tailer/daemon.js';
 import { importLogs } from '../sidecar/tailer/import.js';
 import { Ingest } from '../sidecar/tailer/ingest.js';
@@ -75,15 +75,10 @@ async function measureLag(dir: string, source: string): Promise<void> {
     .slice(0, rate * seconds);
   const live = join(dir, 'live.log');
   writeFileSync(live, '');
-  const config = {
-    global: {
-      acctDb: join(dir, 'lag.db'),
-      maillog: live,
-      maillogTimezone: 'UTC',
-      smtpListener: { host: '127.0.0.1', port: 2526 },
-    },
-    bounceCategoryPatterns: [],
-  } as unknown as FreightConfig;
+  // A real config file, so the tailer gets every directive's default (retention, prune schedule …).
+  const confPath = join(dir, 'lag.conf');
+  writeFileSync(confPath, `acct-db ${join(dir, 'lag.db')}\nmaillog ${live}\nmaillog-timezone UTC\n`);
+  const config = loadConfig(confPath);
   const tailer = await Tailer.start(config);
   const store = AcctStore.open(config.global.acctDb, { readonly: true });
   const count = store.db.prepare('SELECT count(*) AS n FROM acct');

@@ -93,8 +93,7 @@ ${poolOfTwo(ip)}
       ['r-at.test', 23],
       ['r-over.test', 23],
     ] as const) {
-      w.dns.mx(d, [{ exchange: `mx.${d}`, priority: 10 }]);
-      w.dns.a(`mx.${d}`, [w.ip(n)]);
+      w.mxAt(d, n);
     }
   });
 

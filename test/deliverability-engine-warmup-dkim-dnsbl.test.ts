@@ -63,8 +63,7 @@ describe('deliverability through the engine: warm-up, DKIM, DNSBL', () => {
       const sink = await w.startSink(21, {
         rcptTo: [{ match: /^bad-/, code: 550, message: '5.1.1 User unknown' }],
       });
-      w.dns.mx('warm.test', [{ exchange: 'mx.warm.test', priority: 10 }]);
-      w.dns.a('mx.warm.test', [w.ip(21)]);
+      w.mxAt('warm.test', 21);
       const tq = (kind: string) => w.rows("type = 'tq' AND dsnAction = ? AND vmta = 'w1'", kind);
       let seq = 0;
       const send = (local: string) =>
@@ -141,8 +140,7 @@ domain-key s1,example.net,${keyPath}
     try {
       const sink = await w.startSink(21, undefined, { keepRaw: true });
       for (const d of ['signed.test', 'nokey.test', 'nokey-ok.test']) {
-        w.dns.mx(d, [{ exchange: `mx.${d}`, priority: 10 }]);
-        w.dns.a(`mx.${d}`, [w.ip(21)]);
+        w.mxAt(d, 21);
       }
       const der = rsa.publicKey.export({ type: 'spki', format: 'der' });
       w.dns.txt('s1._domainkey.example.net', [`v=DKIM1; k=rsa; p=${der.toString('base64')}`]);
@@ -198,8 +196,7 @@ ${poolOfTwo(ip)}
     );
     try {
       const sink = await w.startSink(21);
-      w.dns.mx('listed.test', [{ exchange: 'mx.listed.test', priority: 10 }]);
-      w.dns.a('mx.listed.test', [w.ip(21)]);
+      w.mxAt('listed.test', 21);
       for (let i = 0; i < 10; i++) w.scheduler.submit(w.message(`pre${i}`, [`p${i}@listed.test`]));
       await sink.waitForArrivals(10, 30_000);
       assert.ok(

@@ -56,8 +56,7 @@ describe('engine delivery: per-recipient deferral diagnostics', () => {
       ['rcpt421.test', 32],
       ['data421.test', 33],
     ] as const) {
-      w.dns.mx(domain, [{ exchange: `mx.${domain}`, priority: 10 }]);
-      w.dns.a(`mx.${domain}`, [w.ip(n)]);
+      w.mxAt(domain, n);
     }
   });
 

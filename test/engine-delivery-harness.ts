@@ -66,6 +66,8 @@ export interface World {
   scheduler: Scheduler;
   /** Address n of this world's subnet. */
   ip(n: number): string;
+  /** `domain`'s one MX, `mx.<domain>`, at address n of this world's subnet. */
+  mxAt(domain: string, n: number): void;
   startSink(n: number, script?: SinkScript, opts?: { tls?: boolean; keepRaw?: boolean }): Promise<Sink>;
   /** Write config text (with the world's globals prepended) and load it. */
   loadConfig(text: string): FreightConfig;
@@ -129,6 +131,10 @@ export async function startWorld(
     config,
     scheduler,
     ip,
+    mxAt(domain, n) {
+      dns.mx(domain, [{ exchange: `mx.${domain}`, priority: 10 }]);
+      dns.a(`mx.${domain}`, [ip(n)]);
+    },
     async startSink(n, script, opts) {
       const sink = await startSink({
         host: ip(n),

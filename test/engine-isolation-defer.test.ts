@@ -51,8 +51,7 @@ describe('engine isolation between queues', () => {
       ['defer.test', 22],
       ['slow.test', 23],
     ] as const) {
-      w.dns.mx(d, [{ exchange: `mx.${d}`, priority: 10 }]);
-      w.dns.a(`mx.${d}`, [w.ip(n)]);
+      w.mxAt(d, n);
     }
   });
 
